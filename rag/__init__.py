@@ -1,0 +1,7 @@
+"""Chinese news question answering with citations: hybrid retrieval over cleaned, chunked articles."""
+
+from .knowledge import IngestReport, KnowledgeBase
+from .settings import Settings
+from .types import Answer, Chunk, Citation, Document, Hit
+
+__all__ = ["Answer", "Chunk", "Citation", "Document", "Hit", "IngestReport", "KnowledgeBase", "Settings"]

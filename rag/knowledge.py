@@ -1,0 +1,128 @@
+"""The knowledge base: an index on disk plus the settings and embeddings it needs.
+
+It opens the index (building it from the default corpus when missing, rebuilding it from the
+stored documents when it was made with other settings), adds and removes files, and searches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .embeddings import DenseEmbeddings, load_embeddings
+from .ingest import IngestError, load_bytes, load_paths
+from .retrieval import Retriever
+from .settings import RetrievalMode, Settings
+from .store import (
+    DocumentRecord,
+    Index,
+    IndexMismatchError,
+    UpdateReport,
+    read_documents,
+)
+from .types import Document, Hit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    """What happened to each file of a batch."""
+
+    update: UpdateReport = field(default_factory=UpdateReport)
+    errors: list[IngestError] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # doc id -> source
+
+    def summary(self) -> str:
+        parts = [f"added {len(self.update.added)} document(s) ({self.update.chunks_added} chunks)"]
+        if self.update.unchanged:
+            parts.append(f"{len(self.update.unchanged)} unchanged")
+        if self.errors:
+            parts.append(f"{len(self.errors)} failed")
+        return ", ".join(parts)
+
+
+class KnowledgeBase:
+    def __init__(self, index: Index, settings: Settings) -> None:
+        self.index = index
+        self.settings = settings
+        self.retriever = Retriever(index, settings)
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        embeddings: DenseEmbeddings | None = None,
+        build_if_missing: bool = True,
+        progress: bool = False,
+    ) -> "KnowledgeBase":
+        """Open ``settings.index_dir``; build it from ``settings.corpus`` if missing, rebuild on a settings change."""
+        settings = settings or Settings()
+        embeddings = embeddings or load_embeddings(settings)
+        path = settings.index_dir
+        if Index.exists(path):
+            try:
+                return cls(Index.open(path, settings, embeddings), settings)
+            except IndexMismatchError as mismatch:
+                log.warning("%s — rebuilding from the documents stored in the index", mismatch)
+                documents = read_documents(path)
+                index = Index.create(path, settings, embeddings)
+                index.add(documents, progress=progress)
+                return cls(index, settings)
+        if not build_if_missing:
+            return cls(Index.open(path, settings, embeddings), settings)  # raises IndexNotFoundError
+        knowledge = cls(Index.create(path, settings, embeddings), settings)
+        report = knowledge.add_paths(settings.corpus, progress=progress)
+        for error in report.errors:
+            log.warning("skipped %s", error)
+        return knowledge
+
+    @classmethod
+    def build(
+        cls, paths: Iterable[str | Path], settings: Settings | None = None, *, progress: bool = False
+    ) -> tuple["KnowledgeBase", IngestReport]:
+        """A new index from ``paths``, replacing any index at ``settings.index_dir`` in one atomic step."""
+        settings = settings or Settings()
+        knowledge = cls(Index.create(settings.index_dir, settings, load_embeddings(settings)), settings)
+        return knowledge, knowledge.add_paths(paths, progress=progress)
+
+    # ------------------------------------------------------------------ changing
+    def add_paths(self, paths: Iterable[str | Path], *, progress: bool = False) -> IngestReport:
+        documents, errors = load_paths(paths)
+        return self.add_documents(documents, errors, progress=progress)
+
+    def add_bytes(self, data: bytes, source: str) -> IngestReport:
+        """Add one uploaded file; an :class:`IngestError` is reported, never raised."""
+        try:
+            document = load_bytes(data, source)
+        except IngestError as error:
+            return IngestReport(errors=[error])
+        return self.add_documents([document], [])
+
+    def add_documents(
+        self, documents: list[Document], errors: list[IngestError] | None = None, *, progress: bool = False
+    ) -> IngestReport:
+        report = IngestReport(errors=list(errors or []))
+        report.update = self.index.add(documents, progress=progress)
+        report.sources = {d.id: d.source for d in documents}
+        return report
+
+    def remove(self, ref: str) -> UpdateReport:
+        """Remove documents named by id, id prefix or source path; raises ``KeyError`` if none match."""
+        doc_ids = self.index.find_documents(ref)
+        if not doc_ids:
+            raise KeyError(f"no document matches {ref!r} (use `rag list` to see ids and sources)")
+        return self.index.remove(doc_ids)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def documents(self) -> list[DocumentRecord]:
+        return list(self.index.snapshot.documents.values())
+
+    def search(self, question: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[Hit]:
+        self.index.refresh()  # another process may have added or removed documents
+        return self.retriever.search(question, k=k, mode=mode)

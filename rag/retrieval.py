@@ -1,0 +1,86 @@
+"""Hybrid retrieval: BM25 (t2s jieba tokens) + dense vectors, fused by weighted reciprocal rank,
+near-duplicates collapsed, optionally re-ranked by a cross-encoder."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from .rerank import CrossEncoderReranker
+from .settings import RetrievalMode, Settings
+from .store import Index, Snapshot
+from .text import normalize, tokenize
+from .types import Chunk, Hit
+
+_NOT_CONTENT = re.compile(r"[\W_]+", re.UNICODE)
+
+
+@lru_cache(maxsize=50_000)
+def _trigrams(normalized_text: str) -> frozenset[str]:
+    text = _NOT_CONTENT.sub("", normalized_text)
+    return frozenset(text[i : i + 3] for i in range(max(1, len(text) - 2)))
+
+
+def near_duplicate(a: Chunk, b: Chunk, threshold: float) -> bool:
+    """Same passage, whatever the script: trigram containment of the t2s-normalised texts."""
+    grams_a, grams_b = _trigrams(a.normalized), _trigrams(b.normalized)
+    smaller = min(len(grams_a), len(grams_b))
+    return smaller > 0 and len(grams_a & grams_b) / smaller >= threshold
+
+
+class Retriever:
+    """Searches one :class:`~rag.store.Index` according to the settings."""
+
+    def __init__(self, index: Index, settings: Settings, reranker: CrossEncoderReranker | None = None) -> None:
+        self.index = index
+        self.settings = settings
+        self.reranker = reranker
+        if reranker is None and settings.reranker:
+            self.reranker = CrossEncoderReranker(settings.reranker, settings.embedding_device)
+
+    def search(self, question: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[Hit]:
+        k = k or self.settings.k
+        mode = mode or self.settings.mode
+        snapshot = self.index.snapshot
+        if not snapshot.chunks or not question.strip():
+            return []
+        depth = max(self.settings.candidates, k)
+        ranked: dict[str, list[tuple[int, float]]] = {}
+        if mode in ("hybrid", "bm25"):
+            ranked["bm25"] = snapshot.bm25.top(tokenize(question), depth)
+        if mode in ("hybrid", "dense"):
+            ranked["dense"] = self._dense(snapshot, question, depth)
+        hits = self._fuse(snapshot, ranked, mode)
+        if self.reranker is not None:
+            hits = self.reranker.rerank(question, hits[: max(3 * k, 20)])
+        return self._collapse(hits, k)
+
+    def _dense(self, snapshot: Snapshot, question: str, depth: int) -> list[tuple[int, float]]:
+        vector = self.index.embeddings.embed_queries([normalize(question)])[0]
+        keys, scores = snapshot.vectors.search(vector, depth)
+        return [(snapshot.row_of_key[int(key)], float(score)) for key, score in zip(keys, scores)]
+
+    def _fuse(self, snapshot: Snapshot, ranked: dict[str, list[tuple[int, float]]], mode: str) -> list[Hit]:
+        weights = {"bm25": self.settings.weight_bm25, "dense": self.settings.weight_dense}
+        fused: dict[int, Hit] = {}
+        for name, rows in ranked.items():
+            for rank, (row, score) in enumerate(rows, start=1):
+                hit = fused.setdefault(row, Hit(snapshot.chunks[row], 0.0))
+                hit.scores[name] = score
+                # A single retriever keeps its own score; fusion uses weighted reciprocal ranks.
+                hit.score += score if mode != "hybrid" else weights[name] / (self.settings.rrf_k + rank)
+        return sorted(fused.values(), key=lambda hit: -hit.score)
+
+    def _collapse(self, hits: list[Hit], k: int) -> list[Hit]:
+        kept: list[Hit] = []
+        for hit in hits:
+            twin = next((h for h in kept if near_duplicate(h.chunk, hit.chunk, self.settings.dedupe_threshold)), None)
+            if twin is not None:
+                twin.also_in.append(hit.chunk.id)
+                continue
+            if len(kept) == k:
+                break
+            kept.append(hit)
+        for rank, hit in enumerate(kept, start=1):
+            hit.rank = rank
+        return kept

@@ -1,0 +1,411 @@
+"""The on-disk index: documents, chunks, FAISS vectors and BM25, versioned and swapped atomically.
+
+Layout of ``<index_dir>/``::
+
+    CURRENT              "<version-dir> <sha256 of its manifest.json>", replaced atomically
+    v00000007/           one complete version
+        manifest.json    format, settings fingerprint, embedding model, documents, file checksums
+        documents.jsonl  id, source, headlines, added time, full text (so passages can be shown)
+        chunks.jsonl     chunk fields, integer key, BM25 tokens
+        vectors.faiss    faiss.write_index of an IndexIDMap2(IndexFlatIP)
+    .lock                writers hold an flock on it
+
+A write builds a new version directory, fsyncs it, then replaces ``CURRENT``. A crash at any
+point leaves ``CURRENT`` naming a complete version: the old one or the new one. No pickle.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..chunking import ChunkingConfig, chunk_document
+from ..embeddings import DenseEmbeddings
+from ..settings import Settings
+from ..text import clean, tokenize
+from ..types import Chunk, Document
+from .bm25 import BM25
+from .files import fsync_path, read_jsonl, sha256_file, write_jsonl, write_text
+from .vectors import FaissVectorStore, VectorStore
+
+FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+_DATA_FILES = ("documents.jsonl", "chunks.jsonl", "vectors.faiss")
+
+
+class IndexStoreError(RuntimeError):
+    """Base class of index problems; the message says what to do."""
+
+
+class IndexNotFoundError(IndexStoreError):
+    pass
+
+
+class IndexCorruptError(IndexStoreError):
+    pass
+
+
+class IndexMismatchError(IndexStoreError):
+    """The index was built with other settings (embedding model, chunking)."""
+
+    def __init__(self, path: Path, differences: dict[str, tuple[Any, Any]]) -> None:
+        details = ", ".join(f"{key}: index has {old!r}, settings ask for {new!r}" for key, (old, new) in differences.items())
+        super().__init__(f"the index at {path} was built with other settings ({details}); rebuild it with `rag index`")
+        self.differences = differences
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    document: Document
+    added_at: str
+    chunk_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent state of the index; searches read a snapshot, writes publish a new one."""
+
+    version: int
+    documents: dict[str, DocumentRecord]
+    chunks: list[Chunk]
+    keys: np.ndarray  # int64 vector key of each chunk
+    tokens: list[list[str]]
+    vectors: VectorStore
+    bm25: BM25
+    next_key: int
+    row_of_key: dict[int, int] = field(repr=False)
+
+    @classmethod
+    def assemble(cls, version, documents, chunks, keys, tokens, vectors, next_key) -> "Snapshot":
+        keys = np.asarray(keys, dtype=np.int64)
+        return cls(
+            version=version,
+            documents=documents,
+            chunks=chunks,
+            keys=keys,
+            tokens=tokens,
+            vectors=vectors,
+            bm25=BM25(tokens),
+            next_key=next_key,
+            row_of_key={int(key): row for row, key in enumerate(keys)},
+        )
+
+
+@dataclass
+class UpdateReport:
+    added: list[str] = field(default_factory=list)  # doc ids
+    unchanged: list[str] = field(default_factory=list)  # doc ids already present
+    removed: list[str] = field(default_factory=list)
+    chunks_added: int = 0
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _dense_text(chunk: Chunk, max_chars: int) -> str:
+    return chunk.normalized[:max_chars] if max_chars else chunk.normalized
+
+
+def split_document(document: Document, config: ChunkingConfig) -> list[Chunk]:
+    return chunk_document(document, clean(document.text), config)
+
+
+class Index:
+    """A FAISS + BM25 index of chunks with its documents, kept consistent on disk."""
+
+    def __init__(self, path: Path, settings: Settings, embeddings: DenseEmbeddings, snapshot: Snapshot) -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self.embeddings = embeddings
+        self._snapshot = snapshot
+        self._write_lock = threading.Lock()
+        self._pointer = _read_pointer(self.path)  # the CURRENT this snapshot came from
+        self._fresh = False  # created in memory, not yet written: the first write replaces what is on disk
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def chunking(self) -> ChunkingConfig:
+        return ChunkingConfig(self.settings.chunk_size, self.settings.chunk_overlap)
+
+    @staticmethod
+    def exists(path: Path) -> bool:
+        return (Path(path) / "CURRENT").is_file()
+
+    @classmethod
+    def open(cls, path: Path, settings: Settings, embeddings: DenseEmbeddings) -> "Index":
+        """Load and verify the current version; raise if missing, corrupt or built with other settings."""
+        path = Path(path)
+        manifest, version_dir = read_manifest(path)
+        expected = {**settings.index_fingerprint(), "embedding_id": embeddings.model_id}
+        recorded = {**manifest["settings"], "embedding_id": manifest["embedding"]["model_id"]}
+        differences = {k: (recorded.get(k), v) for k, v in expected.items() if recorded.get(k) != v}
+        if differences:
+            raise IndexMismatchError(path, differences)
+        return cls(path, settings, embeddings, _load_snapshot(version_dir, manifest))
+
+    @classmethod
+    def create(cls, path: Path, settings: Settings, embeddings: DenseEmbeddings) -> "Index":
+        """A new, empty index in memory; the first :meth:`add` writes it (replacing any index at ``path``)."""
+        empty = Snapshot.assemble(0, {}, [], [], [], FaissVectorStore(embeddings.dimension), 0)
+        index = cls(Path(path), settings, embeddings, empty)
+        index._fresh = True
+        return index
+
+    def refresh(self) -> bool:
+        """Reload if another process published a newer version; True when reloaded.
+
+        Cheap when nothing changed: it compares the small ``CURRENT`` pointer only."""
+        pointer = _read_pointer(self.path)
+        if self._fresh or pointer == self._pointer:
+            return False
+        try:
+            manifest, version_dir = read_manifest(self.path)
+        except IndexStoreError as error:
+            log.warning("not reloading the index: %s", error)
+            return False
+        self._snapshot = _load_snapshot(version_dir, manifest)
+        self._pointer = pointer  # read before the manifest: a racing write only causes one more reload
+        return True
+
+    def find_documents(self, ref: str) -> list[str]:
+        """Document ids matching an id, an id prefix (≥ 6 chars) or a source path."""
+        documents = self._snapshot.documents
+        if ref in documents:
+            return [ref]
+        matches = [doc_id for doc_id in documents if len(ref) >= 6 and doc_id.startswith(ref)]
+        if matches:
+            return matches
+        target = os.path.normpath(ref)
+        return [
+            doc_id
+            for doc_id, record in documents.items()
+            if os.path.normpath(record.document.source) == target or Path(record.document.source).name == ref
+        ]
+
+    # ------------------------------------------------------------------ writing
+    def add(self, documents: list[Document], *, progress: bool = False) -> UpdateReport:
+        """Chunk and embed only documents whose content is new, then publish a new version."""
+        report = UpdateReport()
+        with self._writing():
+            self._reload_if_stale()
+            old = self._snapshot
+            fresh: list[Document] = []
+            for document in documents:
+                if document.id in old.documents or any(d.id == document.id for d in fresh):
+                    report.unchanged.append(document.id)
+                else:
+                    fresh.append(document)
+            if not fresh and not self._fresh:
+                return report
+            new_chunks: list[Chunk] = []
+            records = dict(old.documents)
+            for document in tqdm(fresh, desc="chunking", unit="doc", disable=not progress or len(fresh) < 2):
+                chunks = split_document(document, self.chunking)
+                records[document.id] = DocumentRecord(document, _now(), tuple(c.id for c in chunks))
+                new_chunks.extend(chunks)
+                report.added.append(document.id)
+            vectors = self.embeddings.embed_passages(
+                [_dense_text(c, self.settings.dense_max_chars) for c in new_chunks], progress=progress
+            )
+            keys = np.arange(old.next_key, old.next_key + len(new_chunks), dtype=np.int64)
+            store = old.vectors.copy()
+            if len(new_chunks):
+                store.add(keys, vectors)
+            snapshot = Snapshot.assemble(
+                old.version,
+                records,
+                old.chunks + new_chunks,
+                np.concatenate([old.keys, keys]),
+                old.tokens + [tokenize(c.normalized) for c in new_chunks],
+                store,
+                old.next_key + len(new_chunks),
+            )
+            report.chunks_added = len(new_chunks)
+            self._publish(snapshot)
+        return report
+
+    def remove(self, doc_ids: list[str]) -> UpdateReport:
+        """Delete documents with their vectors and BM25 entries, then publish a new version."""
+        report = UpdateReport()
+        with self._writing():
+            self._reload_if_stale()
+            old = self._snapshot
+            gone = {doc_id for doc_id in doc_ids if doc_id in old.documents}
+            if not gone:
+                return report
+            keep = [row for row, chunk in enumerate(old.chunks) if chunk.doc_id not in gone]
+            store = old.vectors.copy()
+            store.remove(np.array([old.keys[row] for row, c in enumerate(old.chunks) if c.doc_id in gone]))
+            snapshot = Snapshot.assemble(
+                old.version,
+                {doc_id: record for doc_id, record in old.documents.items() if doc_id not in gone},
+                [old.chunks[row] for row in keep],
+                old.keys[keep] if keep else np.zeros(0, dtype=np.int64),
+                [old.tokens[row] for row in keep],
+                store,
+                old.next_key,
+            )
+            report.removed = sorted(gone)
+            self._publish(snapshot)
+        return report
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self._write_lock, open(self.path / ".lock", "a+") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _reload_if_stale(self) -> None:
+        if not self._fresh and Index.exists(self.path):
+            self.refresh()
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        """Write ``snapshot`` as the next version and make it current atomically."""
+        version = _current_version(self.path) + 1
+        staging = self.path / f".tmp-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            write_jsonl(
+                staging / "documents.jsonl",
+                (
+                    {
+                        "id": r.document.id,
+                        "source": r.document.source,
+                        "headlines": list(r.document.headlines),
+                        "added_at": r.added_at,
+                        "chunk_ids": list(r.chunk_ids),
+                        "text": r.document.text,
+                    }
+                    for r in snapshot.documents.values()
+                ),
+            )
+            write_jsonl(
+                staging / "chunks.jsonl",
+                ({"key": int(key), **chunk.to_dict(), "tokens": tokens} for chunk, key, tokens in zip(snapshot.chunks, snapshot.keys, snapshot.tokens)),
+            )
+            snapshot.vectors.save(staging / "vectors.faiss")
+            fsync_path(staging / "vectors.faiss")
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "version": version,
+                "updated_at": _now(),
+                "settings": self.settings.index_fingerprint(),
+                "embedding": {"model_id": self.embeddings.model_id, "dimension": self.embeddings.dimension},
+                "chunking": {"chunk_size": self.settings.chunk_size, "chunk_overlap": self.settings.chunk_overlap},
+                "next_key": snapshot.next_key,
+                "counts": {"documents": len(snapshot.documents), "chunks": len(snapshot.chunks)},
+                "documents": {
+                    doc_id: {"source": r.document.source, "chunks": len(r.chunk_ids), "added_at": r.added_at}
+                    for doc_id, r in snapshot.documents.items()
+                },
+                "files": {name: sha256_file(staging / name) for name in _DATA_FILES},
+            }
+            write_text(staging / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
+            fsync_path(staging)
+            final = self.path / f"v{version:08d}"
+            os.rename(staging, final)
+            pointer = self.path / "CURRENT.tmp"
+            write_text(pointer, f"{final.name} {sha256_file(final / 'manifest.json')}\n")
+            os.replace(pointer, self.path / "CURRENT")
+            fsync_path(self.path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._snapshot = replace(snapshot, version=version)
+        self._pointer = _read_pointer(self.path)
+        self._fresh = False
+        _remove_stale_versions(self.path, keep=final.name)
+
+
+def _read_pointer(path: Path) -> str | None:
+    try:
+        return (path / "CURRENT").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _current_version(path: Path) -> int:
+    try:
+        return int(read_manifest(path)[0]["version"])
+    except IndexStoreError:
+        return max((int(p.name[1:]) for p in path.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
+
+
+def _remove_stale_versions(path: Path, keep: str) -> None:
+    for entry in path.iterdir():
+        if entry.is_dir() and entry.name != keep and (entry.name.startswith(".tmp-") or entry.name[1:].isdigit()):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def read_manifest(path: Path) -> tuple[dict[str, Any], Path]:
+    """The verified manifest of the current version and that version's directory."""
+    path = Path(path)
+    rebuild = f"rebuild it with `rag index` (index directory: {path})"
+    pointer = path / "CURRENT"
+    if not pointer.is_file():
+        raise IndexNotFoundError(f"no index at {path}; build one with `rag index`")
+    try:
+        name, digest = pointer.read_text(encoding="utf-8").split()
+    except (ValueError, UnicodeDecodeError) as error:
+        raise IndexCorruptError(f"{pointer} is damaged; {rebuild}") from error
+    version_dir = path / name
+    manifest_path = version_dir / "manifest.json"
+    if not manifest_path.is_file() or sha256_file(manifest_path) != digest:
+        raise IndexCorruptError(f"{manifest_path} is missing or does not match its checksum; {rebuild}")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(path, {"format_version": (manifest.get("format_version"), FORMAT_VERSION)})
+    for name, expected in manifest["files"].items():
+        file = version_dir / name
+        if not file.is_file() or sha256_file(file) != expected:
+            raise IndexCorruptError(f"{file} is missing or damaged (checksum mismatch); {rebuild}")
+    return manifest, version_dir
+
+
+def read_documents(path: Path) -> list[Document]:
+    """The documents stored in an index, whatever settings it was built with (for rebuilds)."""
+    _, version_dir = read_manifest(path)
+    return [
+        Document(row["id"], row["source"], row["text"], tuple(row["headlines"]))
+        for row in read_jsonl(version_dir / "documents.jsonl")
+    ]
+
+
+def _load_snapshot(version_dir: Path, manifest: dict[str, Any]) -> Snapshot:
+    documents: dict[str, DocumentRecord] = {}
+    for row in read_jsonl(version_dir / "documents.jsonl"):
+        document = Document(row["id"], row["source"], row["text"], tuple(row["headlines"]))
+        documents[document.id] = DocumentRecord(document, row["added_at"], tuple(row["chunk_ids"]))
+    chunks, keys, tokens = [], [], []
+    for row in read_jsonl(version_dir / "chunks.jsonl"):
+        keys.append(row.pop("key"))
+        tokens.append(row.pop("tokens"))
+        chunks.append(Chunk(**row))
+    vectors = FaissVectorStore.load(version_dir / "vectors.faiss")
+    if len(vectors) != len(chunks):
+        raise IndexCorruptError(f"{version_dir}: {len(vectors)} vectors for {len(chunks)} chunks; rebuild it with `rag index`")
+    return Snapshot.assemble(manifest["version"], documents, chunks, keys, tokens, vectors, manifest["next_key"])
+

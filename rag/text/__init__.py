@@ -1,0 +1,20 @@
+"""Text handling: cleaning with an offset map, script conversion, sentences, tokens."""
+
+from .clean import Block, CleanText, clean
+from .convert import is_traditional, normalize, to_simplified, to_traditional
+from .sentences import sentences, split_sentences
+from .tokenize import STOPWORDS, tokenize
+
+__all__ = [
+    "Block",
+    "CleanText",
+    "STOPWORDS",
+    "clean",
+    "is_traditional",
+    "normalize",
+    "sentences",
+    "split_sentences",
+    "to_simplified",
+    "to_traditional",
+    "tokenize",
+]

@@ -1,0 +1,124 @@
+"""Plain data types passed between the stages. No logic beyond small conveniences."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source file as loaded. ``text`` is the decoded file exactly, so offsets index into it."""
+
+    id: str  # content hash
+    source: str  # path as given (or the upload's safe name)
+    text: str
+    headlines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage. ``text == document.text[start:end]``; ``clean`` is the rejoined, cleaned form."""
+
+    id: str
+    doc_id: str
+    source: str
+    text: str
+    clean: str
+    normalized: str  # t2s + NFKC + lower-case form of ``title`` and ``clean``, used for lexical matching
+    title: str
+    start: int
+    end: int
+    line_start: int  # 1-based, inclusive
+    line_end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk with its fused score and rank (1-based)."""
+
+    chunk: Chunk
+    score: float
+    rank: int = 0
+    also_in: list[str] = field(default_factory=list)  # ids of near-duplicate chunks collapsed into this one
+    scores: dict[str, float] = field(default_factory=dict)  # per-retriever scores, for inspection
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.chunk
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 6),
+            "text": c.text,
+            "clean": c.clean,
+            "source": c.source,
+            "title": c.title,
+            "doc_id": c.doc_id,
+            "chunk_id": c.id,
+            "start": c.start,
+            "end": c.end,
+            "line_start": c.line_start,
+            "line_end": c.line_end,
+            "also_in": list(self.also_in),
+            "scores": {k: round(v, 6) for k, v in self.scores.items()},
+        }
+
+
+@dataclass
+class Citation:
+    """Marker ``[n]`` in an answer, pointing at a shown passage and the sentence that supports the claim."""
+
+    n: int
+    chunk: Chunk
+    quote: str = ""  # the supporting sentence as it reads in ``chunk.clean``
+    quote_start: int = -1  # offsets of the quote in the original document (-1 when unknown)
+    quote_end: int = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.chunk
+        return {
+            "n": self.n,
+            "text": c.text,
+            "clean": c.clean,
+            "source": c.source,
+            "title": c.title,
+            "doc_id": c.doc_id,
+            "chunk_id": c.id,
+            "start": c.start,
+            "end": c.end,
+            "line_start": c.line_start,
+            "line_end": c.line_end,
+            "quote": self.quote,
+            "quote_start": self.quote_start,
+            "quote_end": self.quote_end,
+        }
+
+
+@dataclass
+class Answer:
+    """What ``Assistant.ask`` returns."""
+
+    question: str
+    text: str
+    refused: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Hit] = field(default_factory=list)
+    rewritten_question: str | None = None  # set when a follow-up was made standalone
+    generator: str = "extractive"
+    note: str | None = None  # e.g. "LLM unavailable, extractive fallback"
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "text": self.text,
+            "refused": self.refused,
+            "citations": [c.to_dict() for c in self.citations],
+            "passages": [h.to_dict() for h in self.passages],
+            "rewritten_question": self.rewritten_question,
+            "generator": self.generator,
+            "note": self.note,
+            "timings": {k: round(v, 6) for k, v in self.timings.items()},
+        }
