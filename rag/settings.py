@@ -53,9 +53,12 @@ class Settings(BaseSettings):
     mode: RetrievalMode = "hybrid"
     k: int = Field(5, ge=1, le=100, description="Passages returned per question.")
     candidates: int = Field(50, ge=1, description="Candidates taken from each retriever before fusion.")
+    fusion: Literal["linear", "rrf"] = Field(
+        "linear", description="Hybrid score: linear (BM25/max + weight × min-max cosine) or reciprocal rank fusion."
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
-    weight_bm25: float = Field(1.0, ge=0)
-    weight_dense: float = Field(0.5, ge=0)
+    weight_bm25: float = Field(1.0, ge=0, description="Weight of the lexical (BM25) score in hybrid fusion.")
+    weight_dense: float = Field(0.5, ge=0, description="Weight of the dense (cosine) score in hybrid fusion.")
     dedupe_threshold: float = Field(
         0.6, ge=0, le=1, description="Character-trigram containment above which two passages count as duplicates."
     )

@@ -17,8 +17,8 @@ _BGE_EN_QUERY = "Represent this sentence for searching relevant passages: "
 
 
 def family_prompts(model_name: str) -> tuple[str, str]:
-    """``(query_prompt, passage_prompt)`` for a model name."""
-    name = model_name.lower()
+    """``(query_prompt, passage_prompt)`` for a model name or local path."""
+    name = Path(model_name).name.lower()  # not the folders above a local model ("/home/joe5/..." is no e5)
     if "e5" in name:
         return "query: ", "passage: "
     if "bge" in name and "m3" not in name:

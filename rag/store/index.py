@@ -179,10 +179,11 @@ class Index:
             return False
         try:
             manifest, version_dir = read_manifest(self.path)
-        except IndexStoreError as error:
+            snapshot = _load_snapshot(version_dir, manifest)
+        except (IndexStoreError, OSError) as error:  # OSError: a writer removed that version meanwhile
             log.warning("not reloading the index: %s", error)
             return False
-        self._snapshot = _load_snapshot(version_dir, manifest)
+        self._snapshot = snapshot
         self._pointer = pointer  # read before the manifest: a racing write only causes one more reload
         return True
 
@@ -284,7 +285,7 @@ class Index:
 
     def _publish(self, snapshot: Snapshot) -> None:
         """Write ``snapshot`` as the next version and make it current atomically."""
-        version = _current_version(self.path) + 1
+        version = _next_version(self.path)
         staging = self.path / f".tmp-{uuid.uuid4().hex}"
         staging.mkdir()
         try:
@@ -347,11 +348,10 @@ def _read_pointer(path: Path) -> str | None:
         return None
 
 
-def _current_version(path: Path) -> int:
-    try:
-        return int(read_manifest(path)[0]["version"])
-    except IndexStoreError:
-        return max((int(p.name[1:]) for p in path.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
+def _next_version(path: Path) -> int:
+    # Above every version directory, not just the current one: a write that failed after renaming
+    # its directory into place (before swapping CURRENT) leaves it behind, and reusing its name would fail.
+    return max((int(p.name[1:]) for p in path.glob("v[0-9]*") if p.name[1:].isdigit()), default=0) + 1
 
 
 def _remove_stale_versions(path: Path, keep: str) -> None:

@@ -28,7 +28,11 @@ _CLAUSE_PUNCT = re.compile(r"[，,、：:“「（(]")
 _SENTENCE_PUNCT = re.compile(r"[。！？!?；;]")
 _MD_HEADING = re.compile(r"^#{1,6}\s+")
 _CAPTION = re.compile(r"^[▲△▼◆●]")
-_BYLINE = re.compile(r"^[□■◎]|记者|記者|通讯员|通訊員|本报讯|本報訊|特约|特約|摄$|攝$")
+_BYLINE = re.compile(
+    r"^[□■◎]|记者|記者|通讯员|通訊員|本报讯|本報訊|特约|特約|摄$|攝$|^(?:本版|责任|責任)?(?:编辑|編輯)"
+    r"|\d{1,2}月\d{1,2}日(?:专|專)?[电電][)）]?$"  # dateline: "(新华社北京12月16日电)"
+    r"|^[\u4e00-\u9fff]{2,3}(?:\s+[\u4e00-\u9fff]{2,3})+$"  # author names only: "张欣宇 郑锦波"
+)
 _ASCII_WORD_END = re.compile(r"[A-Za-z0-9]$")
 _ASCII_WORD_START = re.compile(r"^[A-Za-z0-9]")
 
