@@ -17,7 +17,7 @@ from .types import Chunk, Document
 @dataclass(frozen=True)
 class ChunkingConfig:
     chunk_size: int = 300
-    chunk_overlap: int = 60
+    chunk_overlap: int = 0
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1 or not 0 <= self.chunk_overlap < self.chunk_size:
