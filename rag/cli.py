@@ -136,12 +136,88 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from .eval import evaluate
+
+    try:
+        evaluate(
+            args.dataset,
+            format=args.format,
+            corpus=args.corpus,
+            configs=[" ".join(words) for words in args.config] if args.config else None,
+            limit=args.limit,
+            seed=args.seed,
+            out=args.out,
+            settings=settings,
+        )
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.out:
+        print(f"report written to {args.out}/report.md")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from .answer.render import to_text
+    from .assistant import Assistant
+
+    try:
+        answer = Assistant.load(settings, progress=True).ask(args.question)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1) if args.json else to_text(answer))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from .answer.render import to_text
+    from .assistant import Assistant
+    from .types import Answer
+
+    assistant = Assistant.load(settings, progress=True)
+    history: list[tuple[str, str]] = []
+    print("输入问题开始对话；追问会结合上文理解。输入 /new 开始新话题，/quit 或 Ctrl-D 退出。")
+    while True:
+        try:
+            question = input("\n问：").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if question in ("/quit", "/exit", "退出"):
+            return 0
+        if question == "/new":
+            history.clear()
+            continue
+        if not question:
+            continue
+        answer, streamed = None, []
+        print("答：", end="", flush=True)
+        for item in assistant.stream(question, history):
+            if isinstance(item, Answer):
+                answer = item
+            else:
+                streamed.append(item)
+                print(item, end="", flush=True)
+        assert answer is not None
+        checked = to_text(answer)
+        if "".join(streamed).strip() != answer.text:  # citation checks changed the text: show the checked one
+            print("\n（核对引用后）" + checked)
+        else:
+            print(checked[len(answer.text) :])
+        history.append((question, answer.text))
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Settings], int], str]] = {
     "index": (cmd_index, "build a new index from files/folders (default: the corpus setting, seeds/)"),
     "add": (cmd_add, "add files to the index (unchanged files are skipped)"),
     "remove": (cmd_remove, "remove documents by id, id prefix or source path"),
     "list": (cmd_list, "list indexed documents"),
     "search": (cmd_search, "retrieve passages for a question"),
+    "ask": (cmd_ask, "answer a question with citations"),
+    "chat": (cmd_chat, "interactive conversation in the terminal (follow-ups keep context)"),
+    "eval": (cmd_eval, "evaluate retrieval and answers on a QA set, several configs side by side"),
 }
 
 
@@ -161,6 +237,25 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", parents=[common], help=COMMANDS["search"][1])
     search.add_argument("question")
     search.add_argument("--json", action="store_true", help="print a JSON list, best first")
+    ask = sub.add_parser("ask", parents=[common], help=COMMANDS["ask"][1])
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    sub.add_parser("chat", parents=[common], help=COMMANDS["chat"][1])
+    evaluation = sub.add_parser("eval", parents=[common], help=COMMANDS["eval"][1])
+    evaluation.add_argument("--dataset", required=True, type=Path, help="QA set: our JSONL or SQuAD-style JSON")
+    evaluation.add_argument("--format", choices=["jsonl", "squad"], help="default: from the file")
+    evaluation.add_argument("--corpus", type=Path, help="JSONL sets: the documents asked about (default: seeds/)")
+    evaluation.add_argument(
+        "--config",
+        action="append",
+        nargs="+",
+        metavar="NAME [field=value ...]",
+        help="a configuration to compare (repeatable): bm25, dense, hybrid, naive, or e.g. 'chunk300 chunk_size=300'; "
+        "default: bm25, dense, hybrid, naive",
+    )
+    evaluation.add_argument("--limit", type=int, help="evaluate a fixed random sample of N questions")
+    evaluation.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
+    evaluation.add_argument("--out", type=Path, help="folder for report.md, metrics.json, results.jsonl and plots")
     return parser
 
 

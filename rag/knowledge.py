@@ -39,6 +39,8 @@ class IngestReport:
         parts = [f"added {len(self.update.added)} document(s) ({self.update.chunks_added} chunks)"]
         if self.update.unchanged:
             parts.append(f"{len(self.update.unchanged)} unchanged")
+        if self.update.removed:
+            parts.append(f"{len(self.update.removed)} earlier version(s) replaced")
         if self.errors:
             parts.append(f"{len(self.errors)} failed")
         return ", ".join(parts)

@@ -122,3 +122,14 @@ class Answer:
             "note": self.note,
             "timings": {k: round(v, 6) for k, v in self.timings.items()},
         }
+
+    # Jupyter shows these instead of the dataclass repr: the answer and a numbered source list.
+    def _repr_markdown_(self) -> str:
+        from .answer.render import to_markdown
+
+        return to_markdown(self)
+
+    def _repr_html_(self) -> str:
+        from .answer.render import to_html
+
+        return to_html(self)

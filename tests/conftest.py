@@ -35,9 +35,111 @@ def seed_knowledge(seed_index_dir: Path) -> KnowledgeBase:
     return KnowledgeBase.open(Settings(index_dir=seed_index_dir), build_if_missing=False)
 
 
+@pytest.fixture(scope="session")
+def seed_assistant(seed_knowledge: KnowledgeBase):
+    """An :class:`~rag.Assistant` over the shared seeds knowledge base (extractive by default)."""
+    from rag import Assistant
+
+    return Assistant(seed_knowledge, seed_knowledge.settings)
+
+
 @pytest.fixture()
 def writable_index_dir(seed_index_dir: Path, tmp_path: Path) -> Path:
     """A private copy of the seeds index that a test may change."""
     path = tmp_path / "index"
     shutil.copytree(seed_index_dir, path)
     return path
+
+
+# ---------------------------------------------------------------------------- a local chat-completions server
+class FakeChatServer:
+    """A local HTTP server speaking OpenAI's /v1/chat/completions (JSON and SSE streaming).
+
+    ``reply`` is the answer text, or a function of the request body returning it; ``mode`` makes it
+    misbehave: "error" (HTTP 500), "garbage" (200 with a non-JSON body), "slow" (answers after ``delay`` s).
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[dict] = []
+        self.reply = "根据现有资料无法回答该问题。"
+        self.mode = "ok"
+        self.delay = 3.0
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                fake.requests.append(body)
+                if fake.mode == "slow":
+                    import time
+
+                    time.sleep(fake.delay)
+                if fake.mode == "error":
+                    return self._send(500, "application/json", b'{"error": {"message": "boom", "type": "server_error"}}')
+                if fake.mode == "garbage":
+                    return self._send(200, "application/json", b"<html>this is not json")
+                text = fake.reply(body) if callable(fake.reply) else fake.reply
+                if body.get("stream"):
+                    self._stream(text, body.get("model", "fake"))
+                else:
+                    payload = {
+                        "id": "cmpl-1", "object": "chat.completion", "created": 0, "model": body.get("model", "fake"),
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                    self._send(200, "application/json", json.dumps(payload, ensure_ascii=False).encode())
+
+            def _send(self, status: int, content_type: str, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self, text: str, model: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                pieces = [text[i : i + 4] for i in range(0, len(text), 4)]
+                for i, piece in enumerate([*pieces, None]):
+                    delta = {"content": piece} if piece is not None else {}
+                    if i == 0:
+                        delta["role"] = "assistant"
+                    chunk = {
+                        "id": "cmpl-1", "object": "chat.completion.chunk", "created": 0, "model": model,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": None if piece is not None else "stop"}],
+                    }
+                    self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            block_on_close = False
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture()
+def chat_server():
+    """A fresh local chat-completions server (see :class:`FakeChatServer`)."""
+    server = FakeChatServer()
+    yield server
+    server.close()

@@ -73,7 +73,9 @@ class SentenceTransformerEmbeddings(DenseEmbeddings):
             # Dynamic int8 on Linear layers: measured ≈2.4x faster on 2 CPU cores, cosine ≈0.97 to float32.
             self._model = torch.quantization.quantize_dynamic(self._model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model_id = f"sentence-transformers/{name_or_path}" + ("+int8" if quantize else "")
-        self.dimension = int(self._model.get_sentence_embedding_dimension())
+        # Renamed in sentence-transformers 5.x; the old name still works there but warns.
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dimension = int(dimension())
         self.batch_size = batch_size
         self.query_prompt, self.passage_prompt = family_prompts(name_or_path)
 

@@ -195,16 +195,18 @@ class Index:
         matches = [doc_id for doc_id in documents if len(ref) >= 6 and doc_id.startswith(ref)]
         if matches:
             return matches
-        target = os.path.normpath(ref)
+        target = os.path.abspath(ref)  # "seeds/x.txt" and "/work/main/seeds/x.txt" name the same file
         return [
             doc_id
             for doc_id, record in documents.items()
-            if os.path.normpath(record.document.source) == target or Path(record.document.source).name == ref
+            if os.path.abspath(record.document.source) == target or Path(record.document.source).name == ref
         ]
 
     # ------------------------------------------------------------------ writing
     def add(self, documents: list[Document], *, progress: bool = False) -> UpdateReport:
-        """Chunk and embed only documents whose content is new, then publish a new version."""
+        """Chunk and embed only documents whose content is new, then publish a new version.
+
+        A new document from the same source as a stored one (an edited file) replaces it."""
         report = UpdateReport()
         with self._writing():
             self._reload_if_stale()
@@ -217,6 +219,10 @@ class Index:
                     fresh.append(document)
             if not fresh and not self._fresh:
                 return report
+            sources = {os.path.abspath(d.source) for d in fresh}
+            replaced = {i for i, r in old.documents.items() if os.path.abspath(r.document.source) in sources}
+            old = _without(old, replaced)
+            report.removed = sorted(replaced)
             new_chunks: list[Chunk] = []
             records = dict(old.documents)
             for document in tqdm(fresh, desc="chunking", unit="doc", disable=not progress or len(fresh) < 2):
@@ -253,20 +259,8 @@ class Index:
             gone = {doc_id for doc_id in doc_ids if doc_id in old.documents}
             if not gone:
                 return report
-            keep = [row for row, chunk in enumerate(old.chunks) if chunk.doc_id not in gone]
-            store = old.vectors.copy()
-            store.remove(np.array([old.keys[row] for row, c in enumerate(old.chunks) if c.doc_id in gone]))
-            snapshot = Snapshot.assemble(
-                old.version,
-                {doc_id: record for doc_id, record in old.documents.items() if doc_id not in gone},
-                [old.chunks[row] for row in keep],
-                old.keys[keep] if keep else np.zeros(0, dtype=np.int64),
-                [old.tokens[row] for row in keep],
-                store,
-                old.next_key,
-            )
             report.removed = sorted(gone)
-            self._publish(snapshot)
+            self._publish(_without(old, gone))
         return report
 
     @contextmanager
@@ -339,6 +333,24 @@ class Index:
         self._pointer = _read_pointer(self.path)
         self._fresh = False
         _remove_stale_versions(self.path, keep=final.name)
+
+
+def _without(snapshot: Snapshot, gone: set[str]) -> Snapshot:
+    """``snapshot`` less the documents ``gone`` with their chunks, vectors and BM25 entries."""
+    if not gone:
+        return snapshot
+    keep = [row for row, chunk in enumerate(snapshot.chunks) if chunk.doc_id not in gone]
+    store = snapshot.vectors.copy()
+    store.remove(np.array([key for key, c in zip(snapshot.keys, snapshot.chunks) if c.doc_id in gone], dtype=np.int64))
+    return Snapshot.assemble(
+        snapshot.version,
+        {doc_id: record for doc_id, record in snapshot.documents.items() if doc_id not in gone},
+        [snapshot.chunks[row] for row in keep],
+        snapshot.keys[keep] if keep else np.zeros(0, dtype=np.int64),
+        [snapshot.tokens[row] for row in keep],
+        store,
+        snapshot.next_key,
+    )
 
 
 def _read_pointer(path: Path) -> str | None:

@@ -6,7 +6,7 @@ import re
 
 # A sentence ends at 。！？!?；; or an ellipsis, plus any closing quotes/brackets right after it,
 # or at a line break (paragraph boundary in cleaned text).
-_SENTENCE_END = re.compile(r"(?:[。！？!?；;]+|…+|\.{3,})[”’」』\"'）)》】]*|\n+")
+_SENTENCE_END = re.compile(r"(?:[。！？!?；;…]+|\.{3,})[”’」』\"'）)》】]*|\n+")  # "？……" is one end
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:

@@ -1,0 +1,163 @@
+"""The answering chain (LangChain LCEL): rewrite → retrieve → generate → check citations.
+
+Each stage is a function over one :class:`Request`, so ``ask`` runs the composed runnable and
+``stream`` runs the same stages while passing the generator's text deltas through.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from ..retrieval import Retriever
+from ..settings import Settings
+from ..text import normalize
+from ..types import Answer, Hit
+from . import followup
+from .citations import attach, repair
+from .draft import Draft
+from .extractive import ExtractiveGenerator
+from .history import Turn
+from .openai import LLMError, rewrite_question, stream_answer
+from .script import REFUSAL, in_script, refusal
+
+log = logging.getLogger(__name__)
+
+#: A generated answer with its quotes must contain this (IDF-weighted) share of the question's terms.
+MIN_RELEVANCE = 0.3
+
+
+@dataclass
+class Request:
+    question: str
+    history: list[Turn]
+    settings: Settings
+    script: str
+    started: float = field(default_factory=time.perf_counter)
+    rewritten: str | None = None
+    hits: list[Hit] = field(default_factory=list)
+    draft: Draft | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def query(self) -> str:
+        return self.rewritten or self.question
+
+
+class AnswerChain:
+    def __init__(self, retriever: Callable[[Settings], Retriever], extractive: ExtractiveGenerator) -> None:
+        self._retriever = retriever
+        self._extractive = extractive
+
+    # ------------------------------------------------------------------ stages
+    def rewrite(self, request: Request) -> Request:
+        started = time.perf_counter()
+        if request.history and followup.needs_context(request.question):
+            rewritten = None
+            if request.settings.generator == "openai":
+                try:
+                    rewritten = rewrite_question(request.question, _transcript(request.history), request.settings)
+                except LLMError as error:
+                    log.warning("follow-up rewrite by the LLM failed (%s); using the heuristic", error)
+            request.rewritten = rewritten or followup.standalone(request.question, request.history)
+            if request.rewritten and normalize(request.rewritten) == normalize(request.question):
+                request.rewritten = None
+        request.timings["rewrite"] = time.perf_counter() - started
+        return request
+
+    def retrieve(self, request: Request) -> Request:
+        started = time.perf_counter()
+        settings = request.settings
+        request.hits = self._retriever(settings).search(request.query, k=settings.k, mode=settings.mode)
+        request.timings["retrieve"] = time.perf_counter() - started
+        return request
+
+    def generate(self, request: Request) -> Request:
+        for _ in self.generate_stream(request):
+            pass
+        return request
+
+    def generate_stream(self, request: Request) -> Iterator[str]:
+        """Run the generator, yielding text deltas; the draft is left on the request."""
+        started = time.perf_counter()
+        settings = request.settings
+        if settings.generator == "openai" and request.hits:
+            parts: list[str] = []
+            try:
+                for delta in stream_answer(request.query, request.hits, settings):
+                    delta = in_script(delta, request.script)
+                    parts.append(delta)
+                    yield delta
+                request.draft = Draft("".join(parts), generator="openai")
+            except LLMError as error:
+                draft = self._extractive.generate(request.query, request.hits, settings, request.script)
+                draft.note = f"{error}，已改用抽取式答案。"
+                draft.generator = "extractive (fallback)"
+                request.draft = draft
+                yield ("\n\n" if parts else "") + draft.text
+        else:
+            request.draft = self._extractive.generate(request.query, request.hits, settings, request.script)
+            yield request.draft.text
+        request.timings["generate"] = time.perf_counter() - started
+
+    def finish(self, request: Request) -> Answer:
+        """Check and repair the citations; build the :class:`Answer`."""
+        draft = request.draft
+        assert draft is not None
+        text, refused = draft.text.strip(), draft.refused
+        if not refused and _is_refusal(text):
+            refused = True
+        citations = []
+        if not refused:
+            text, used = repair(text, request.hits, check=not draft.checked)
+            citations = attach(text, request.hits, draft.quotes)
+            # Nothing cited means the passages do not say it; an answer whose words and quotes miss the
+            # question's terms is off topic (e.g. it obeyed an instruction planted in a document).
+            on_topic = self._extractive.relevance(request.query, text + "".join(c.quote for c in citations))
+            refused = not used or (not draft.checked and on_topic < MIN_RELEVANCE)
+        if refused:
+            text, citations = refusal(request.script), []
+        request.timings["total"] = time.perf_counter() - request.started
+        return Answer(
+            question=request.question,
+            text=text,
+            refused=refused,
+            citations=citations,
+            passages=request.hits,
+            rewritten_question=request.rewritten,
+            generator=draft.generator,
+            note=draft.note,
+            timings=dict(request.timings),
+        )
+
+    # ------------------------------------------------------------------ composed
+    def runnable(self) -> Runnable:
+        return (
+            RunnableLambda(self.rewrite, name="rewrite")
+            | RunnableLambda(self.retrieve, name="retrieve")
+            | RunnableLambda(self.generate, name="generate")
+            | RunnableLambda(self.finish, name="check_citations")
+        )
+
+    def stream(self, request: Request) -> Iterator[str | Answer]:
+        self.retrieve(self.rewrite(request))
+        yield from self.generate_stream(request)
+        yield self.finish(request)
+
+
+def _transcript(history: list[Turn]) -> str:
+    lines = []
+    for turn in history[-4:]:  # the last few turns carry the referents; older ones only add noise
+        lines.append(f"用户：{turn.question}")
+        if turn.answer:
+            lines.append(f"助手：{turn.answer}")
+    return "\n".join(lines)
+
+
+def _is_refusal(text: str) -> bool:
+    norm = normalize(text)
+    return normalize(REFUSAL).rstrip("。") in norm or ("无法回答" in norm and len(norm) < 40)

@@ -1,0 +1,71 @@
+"""The assistant: questions in, cited answers (or an honest refusal) out.
+
+```python
+from rag import Assistant
+assistant = Assistant.load()
+answer = assistant.ask("黑龙江的边境线有多长？")
+answer.text, answer.citations
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .answer.chain import AnswerChain, Request
+from .answer.extractive import ExtractiveGenerator
+from .answer.history import turns
+from .answer.script import target_script
+from .knowledge import KnowledgeBase
+from .retrieval import Retriever
+from .settings import Settings
+from .types import Answer
+
+#: Settings that change how passages are retrieved (a per-call override of these needs its own Retriever).
+_RETRIEVAL_FIELDS = ("candidates", "rrf_k", "weight_bm25", "weight_dense", "dedupe_threshold", "reranker")
+
+
+class Assistant:
+    def __init__(self, knowledge: KnowledgeBase, settings: Settings | None = None) -> None:
+        self.knowledge = knowledge
+        self.settings = settings or knowledge.settings
+        self._chain = AnswerChain(self._retriever, ExtractiveGenerator(self._idf))
+        self._runnable = self._chain.runnable()
+
+    @classmethod
+    def load(cls, settings: Settings | None = None, *, progress: bool = False) -> Assistant:
+        """Open the index at ``settings.index_dir``, building it from ``settings.corpus`` if missing."""
+        settings = settings or Settings()
+        return cls(KnowledgeBase.open(settings, progress=progress), settings)
+
+    def ask(self, question: str, history: list | None = None, **overrides: Any) -> Answer:
+        """Answer ``question`` (a follow-up when ``history`` is given); ``overrides`` are Settings fields."""
+        return self._runnable.invoke(self._request(question, history, overrides))
+
+    def stream(self, question: str, history: list | None = None, **overrides: Any) -> Iterator[str | Answer]:
+        """Yield the answer text as it is produced (str deltas), then the full :class:`Answer`.
+
+        The deltas are the raw generator output; the final ``Answer.text`` (after citation checks) is
+        what to keep.
+        """
+        return self._chain.stream(self._request(question, history, overrides))
+
+    # ------------------------------------------------------------------ internals
+    def _request(self, question: str, history: list | None, overrides: dict[str, Any]) -> Request:
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("问题不能为空，请输入一个问题。")
+        settings = self.settings.with_overrides(**overrides) if overrides else self.settings
+        question = question.strip()
+        return Request(question, turns(history), settings, target_script(question, settings.answer_script))
+
+    def _retriever(self, settings: Settings) -> Retriever:
+        self.knowledge.index.refresh()  # another process may have added or removed documents
+        base = self.knowledge.retriever
+        if all(getattr(settings, f) == getattr(base.settings, f) for f in _RETRIEVAL_FIELDS):
+            return base  # k and mode are passed per search
+        reranker = base.reranker if settings.reranker == base.settings.reranker else None
+        return Retriever(self.knowledge.index, settings, reranker=reranker)
+
+    def _idf(self, term: str) -> float:
+        return self.knowledge.index.snapshot.bm25.idf(term)

@@ -1,0 +1,1 @@
+"""Helpers of the Gradio page (app.py): HTML rendering, uploads and document management."""

@@ -1,0 +1,308 @@
+"""The web page's helpers (rendering, uploads, library) and the Gradio app itself over loopback."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+import app
+from rag import Answer, Chunk, Citation, Hit, KnowledgeBase, Settings
+from rag.assistant import Assistant
+from rag.web.library import delete_document, document_rows, rebuild
+from rag.web.render import Turn, answer_html, conversation_html, passage_html
+from rag.web.uploads import UPLOADS_DIR, add_upload, safe_name
+
+EVIL = "<script>alert(1)</script> 和 <img src=x onerror=alert(1)>"
+
+
+def make_chunk(clean: str, *, title: str = "标题", source: str = "seeds/a.txt", chunk_id: str = "c1") -> Chunk:
+    return Chunk(chunk_id, "d1", source, clean, clean, clean, title, 0, len(clean), 3, 7)
+
+
+def make_answer(text: str, citations: list[Citation], **fields) -> Answer:
+    passages = [Hit(c.chunk, 1.0, rank=i + 1) for i, c in enumerate(citations)]
+    return Answer(question=fields.pop("question", "问题？"), text=text, refused=False, citations=citations, passages=passages, **fields)
+
+
+def tags(html: str) -> set[str]:
+    return {name.lower() for name in re.findall(r"<([a-zA-Z]+)", html)}
+
+
+# ---------------------------------------------------------------------------- rendering
+def test_markers_link_to_their_sources_and_quote_is_marked():
+    chunk = make_chunk("第一句。李强3月13日在北京调研。第三句。", title="李强在北京调研时强调")
+    answer = make_answer("3月13日[1]。另见[2]。", [Citation(1, chunk, quote="李强3月13日在北京调研。")])
+    html = answer_html(answer, turn=4)
+    assert '<a class="rag-cite" href="#src-4-1" data-n="1">[1]</a>' in html
+    assert "[2]" in html and 'href="#src-4-2"' not in html  # no such citation: stays text
+    assert '<details class="rag-source" id="src-4-1">' in html
+    assert "<mark>李强3月13日在北京调研。</mark>" in html
+    assert "李强在北京调研时强调" in html and "a.txt · 第 3–7 行" in html
+
+
+def test_document_text_is_escaped_everywhere():
+    chunk = make_chunk(f"前文。{EVIL}。后文。", title=EVIL, source=f"uploads/{EVIL}.txt")
+    answer = make_answer(f"答案{EVIL}[1]", [Citation(1, chunk, quote=f"{EVIL}。")], question=EVIL, rewritten_question=EVIL + "？", note=EVIL)
+    html = conversation_html([Turn(EVIL, answer), Turn(EVIL, partial=EVIL), Turn(EVIL, error=EVIL)])
+    assert "script" not in tags(html) and "img" not in tags(html)
+    assert "onerror=alert(1)" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert passage_html(chunk, "不在文中") == passage_html(chunk, "")
+
+
+def test_refusal_looks_like_a_refusal():
+    hit = Hit(make_chunk("无关的段落。"), 0.1, rank=1)
+    answer = Answer(question="谁？", text="根据现有资料无法回答该问题。", refused=True, passages=[hit])
+    html = answer_html(answer, turn=0)
+    assert "rag-refusal" in html and "未找到依据" in html
+    assert "rag-cite" not in html and "rag-error" not in html
+    assert "检索到的段落（1）" in html  # what was searched is still inspectable
+
+
+def test_rewritten_question_is_shown_only_when_it_differs():
+    chunk = make_chunk("黑龙江的边境线长2981公里。")
+    same = make_answer("2981公里[1]", [Citation(1, chunk)], question="边境线多长？", rewritten_question="边境线多长？")
+    changed = make_answer("2981公里[1]", [Citation(1, chunk)], question="那边境线呢？", rewritten_question="黑龙江的边境线有多长？")
+    assert "改写后的问题" not in answer_html(same, 0)
+    assert "黑龙江的边境线有多长？" in answer_html(changed, 0)
+
+
+def test_each_turn_has_its_own_source_ids():
+    chunk = make_chunk("一段话。")
+    turns = [Turn("一？", make_answer("甲[1]", [Citation(1, chunk)])), Turn("二？", make_answer("乙[1]", [Citation(1, chunk)]))]
+    html = conversation_html(turns)
+    assert html.count('id="src-0-1"') == 1 and html.count('id="src-1-1"') == 1
+    assert 'href="#src-1-1"' in html
+
+
+# ---------------------------------------------------------------------------- uploads
+@pytest.mark.parametrize(
+    ("original", "pattern"),
+    [
+        ("../../etc/passwd.txt", r"passwd_[0-9a-f]{8}\.txt"),
+        ("C:\\Users\\me\\新闻 稿(1).MD", r"新闻_稿_1_[0-9a-f]{8}\.md"),
+        ("<script>.html", r"script_[0-9a-f]{8}\.html"),
+        ("...", r"file_[0-9a-f]{8}"),
+        ("报道", r"报道_[0-9a-f]{8}"),
+    ],
+)
+def test_safe_name(original, pattern):
+    name = safe_name(original, b"data")
+    assert re.fullmatch(pattern, name), name
+    assert "/" not in name and "\\" not in name and not name.startswith(".")
+
+
+def test_safe_name_differs_by_content():
+    assert safe_name("a.txt", b"one") != safe_name("a.txt", b"two")
+    assert safe_name("a.txt", b"one") == safe_name("a.txt", b"one")
+
+
+@pytest.fixture()
+def knowledge(writable_index_dir: Path) -> KnowledgeBase:
+    return KnowledgeBase.open(Settings(index_dir=writable_index_dir, max_upload_mb=0.01), build_if_missing=False)
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / "incoming" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+NEWS = "青山镇新闻\n\n青山镇今年新建了一座图书馆，馆藏图书三万册，由镇长王小明揭牌。\n"
+
+
+def test_upload_is_saved_safely_indexed_and_searchable(knowledge, tmp_path):
+    before = len(knowledge.documents)
+    result = add_upload(knowledge, write(tmp_path, "青山 news.txt", NEWS.encode("gb18030")), "../青山 news.txt")
+    assert result.ok and result.chunks >= 1, result.message
+    assert len(knowledge.documents) == before + 1
+    saved = list((knowledge.index.path / UPLOADS_DIR).iterdir())
+    assert [p.name for p in saved] == [safe_name("青山 news.txt", NEWS.encode("gb18030"))]
+    hits = knowledge.search("青山镇图书馆馆藏多少册？", k=1)
+    assert hits[0].chunk.doc_id == result.doc_id and "三万册" in hits[0].chunk.clean
+    again = add_upload(knowledge, write(tmp_path, "copy.txt", NEWS.encode("gb18030")))
+    assert again.ok and "已在知识库中" in again.message and len(knowledge.documents) == before + 1
+    assert len(list((knowledge.index.path / UPLOADS_DIR).iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("big.txt", NEWS.encode() * 200, "文件过大"),
+        ("tool.exe", b"MZ\x90\x00", "不支持的文件类型"),
+        ("blob.txt", b"\x00\x01\x02" * 100, "二进制"),
+        ("empty.md", b"   \n", "空"),
+        ("broken.docx", b"PK not a zip", "docx"),
+    ],
+)
+def test_failed_upload_leaves_the_index_as_it_was(knowledge, tmp_path, name, data, message):
+    version = knowledge.index.snapshot.version
+    result = add_upload(knowledge, write(tmp_path, name, data))
+    assert not result.ok and message in result.message
+    assert knowledge.index.snapshot.version == version
+    uploads = knowledge.index.path / UPLOADS_DIR
+    assert not uploads.exists() or not any(uploads.iterdir())
+
+
+# ---------------------------------------------------------------------------- library
+def test_delete_removes_passages_and_saved_file(knowledge, tmp_path):
+    result = add_upload(knowledge, write(tmp_path, "town.txt", NEWS.encode()))
+    assert any(row[4] == result.doc_id for row in document_rows(knowledge))
+    message = delete_document(knowledge, result.doc_id)
+    assert "已删除" in message
+    assert all(hit.chunk.doc_id != result.doc_id for hit in knowledge.search("青山镇图书馆", k=5))
+    assert not any((knowledge.index.path / UPLOADS_DIR).iterdir())
+    assert delete_document(knowledge, result.doc_id) == "该文档已不在知识库中"
+
+
+def test_rebuild_reads_corpus_and_uploads(writable_index_dir, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "one.txt").write_text("河西村新闻\n\n河西村修好了一条三公里长的水泥路。\n", encoding="utf-8")
+    knowledge = KnowledgeBase.open(Settings(index_dir=writable_index_dir, corpus=[corpus]), build_if_missing=False)
+    uploaded = add_upload(knowledge, write(tmp_path, "town.txt", NEWS.encode()))
+    report = rebuild(knowledge)
+    assert not report.errors
+    sources = sorted(Path(r.document.source).name for r in knowledge.documents)
+    assert sources == sorted(["one.txt", safe_name("town.txt", NEWS.encode())])
+    assert uploaded.doc_id in {r.document.id for r in knowledge.documents}
+    assert knowledge.search("河西村的水泥路多长？", k=1)[0].chunk.source.endswith("one.txt")
+    with pytest.raises(FileNotFoundError):
+        rebuild(KnowledgeBase.open(Settings(index_dir=writable_index_dir, corpus=[tmp_path / "gone"]), build_if_missing=False))
+
+
+# ---------------------------------------------------------------------------- the Gradio app over loopback
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(seed_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The app on a free loopback port, over a private copy of the seeds index."""
+    index_dir = tmp_path_factory.mktemp("app") / "index"
+    shutil.copytree(seed_index_dir, index_dir)
+    settings = Settings(index_dir=index_dir, port=free_port())
+    demo = app.build_app(Assistant.load(settings))
+    _, url, _ = app.launch(demo, settings, block=False)
+    assert url.startswith("http://127.0.0.1:")
+    yield url
+    demo.close()
+
+
+@pytest.fixture()
+def client(server: str) -> Client:
+    return Client(server, verbose=False)
+
+
+def test_chat_streams_a_cited_answer_and_uses_the_conversation(client):
+    job = client.submit("黑龙江的边境线有多长？", api_name="/chat")
+    html, _ = job.result()
+    outputs = job.outputs()
+    assert len(outputs) >= 2 and "正在检索资料" in outputs[0][0]  # the question shows before the answer
+    assert "2981公里" in html and '<a class="rag-cite" href="#src-0-1"' in html and 'id="src-0-1"' in html
+    html, box = client.predict("那它2023年的货物贸易进出口总值是多少？", api_name="/chat")
+    assert box == "" and 'id="turn-1"' in html and "2978.3亿元" in html
+    assert "查看改写后的问题" in html and "黑龙江" in html.split("查看改写后的问题")[1]
+
+
+def test_unanswerable_question_is_refused_not_an_error(client):
+    html, _ = client.predict("火星的首都在哪里？", api_name="/chat")
+    assert "rag-refusal" in html and "rag-error" not in html and "rag-cite" not in html
+
+
+class FailingLLM(BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint that is down."""
+
+    def do_POST(self):  # noqa: N802
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps({"error": {"message": "internal error"}}).encode())
+
+    def log_message(self, *args):
+        pass
+
+
+def test_llm_failure_falls_back_and_never_shows_the_key(client, caplog):
+    llm = ThreadingHTTPServer(("127.0.0.1", 0), FailingLLM)
+    threading.Thread(target=llm.serve_forever, daemon=True).start()
+    secret = "sk-test-5f1c2e9d"
+    try:
+        html, _ = client.predict(
+            "黑龙江的边境线有多长？", 5, "hybrid", "openai", "auto", f"http://127.0.0.1:{llm.server_port}/v1", "m", secret,
+            api_name="/chat",
+        )
+    finally:
+        llm.shutdown()
+    assert "rag-note" in html and "HTTP 500" in html and "抽取式" in html and "2981公里" in html
+    assert secret not in html and secret not in caplog.text
+
+
+def test_upload_answer_and_delete(client, tmp_path):
+    news = "白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高四十二米。<script>alert(1)</script><img src=x onerror=alert(1)>\n"
+    path = tmp_path / "白沙湾 灯塔.txt"
+    path.write_text(news, encoding="utf-8")
+    (tmp_path / "bad.exe").write_bytes(b"MZ")
+    rows, documents, _, message = client.predict([handle_file(path), handle_file(tmp_path / "bad.exe")], api_name="/upload")
+    assert [row[1] for row in rows["data"]] == ["✓ 完成", "✗ 失败"] and "不支持的文件类型" in rows["data"][1][2]
+    assert "1 个成功，1 个失败" in message
+    doc_id = next(row[4] for row in documents["data"] if row[1].startswith("白沙湾_灯塔_"))
+
+    answer = client.predict("白沙湾的灯塔有多高？", api_name="/ask")
+    assert not answer["refused"] and answer["citations"][0]["doc_id"] == doc_id
+    html, _ = client.predict("白沙湾的灯塔有多高？", api_name="/chat")
+    assert "四十二米" in html and "script" not in tags(html) and "img" not in tags(html)
+
+    documents, _, message = client.predict(doc_id, api_name="/delete")
+    assert "已删除" in message and doc_id not in [row[4] for row in documents["data"]]
+    answer = client.predict("白沙湾的灯塔有多高？", api_name="/ask")
+    assert all(hit["doc_id"] != doc_id for hit in answer["passages"])
+
+
+def test_chat_answers_while_an_upload_is_indexed(client, server, tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("".join(f"第{i}段\n\n长江沿岸第{i}个码头今年吞吐量增长了{i}成，码头工人共有{i * 7}名。\n\n" for i in range(400)), encoding="utf-8")
+    upload = Client(server, verbose=False).submit([handle_file(path)], api_name="/upload")
+    deadline = time.monotonic() + 60
+    while not upload.outputs():  # the first update says the file is being indexed
+        assert time.monotonic() < deadline and not upload.done()
+        time.sleep(0.05)
+    assert upload.outputs()[0][0]["data"][0][1] == "索引中…"
+    html, _ = client.predict("广东省工信厅厅长是谁？", api_name="/chat")
+    assert "涂高坤" in html
+    assert not upload.done(), "the upload should still be indexing"
+    assert upload.result()[0]["data"][0][1] == "✓ 完成"
+
+
+def test_command_line_and_environment(monkeypatch):
+    monkeypatch.setenv("RAG_PORT", "8123")
+    args, settings = app.parse_args(["--host", "0.0.0.0", "--auth-user", "ann", "--auth-password", "pw", "-k", "3"])
+    assert (settings.host, settings.port, settings.k, settings.auth_user) == ("0.0.0.0", 8123, 3, "ann")
+    assert settings.auth_password.get_secret_value() == "pw" and "pw" not in repr(settings)
+    assert args.share is False
+    assert Settings().host == "127.0.0.1"
+
+
+def test_login_is_required_when_configured(seed_knowledge):
+    settings = Settings(index_dir=seed_knowledge.index.path, port=free_port(), auth_user="ann", auth_password="pw")
+    demo = app.build_app(Assistant(seed_knowledge, settings))
+    _, url, _ = app.launch(demo, settings, block=False)
+    try:
+        with pytest.raises(Exception):
+            Client(url, verbose=False)
+        answer = Client(url, auth=("ann", "pw"), verbose=False).predict("广东省工信厅厅长是谁？", api_name="/ask")
+        assert "涂高坤" in answer["text"]
+    finally:
+        demo.close()

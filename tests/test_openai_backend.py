@@ -1,0 +1,91 @@
+"""The OpenAI-compatible generator against a local chat-completions server: JSON and streaming,
+timeouts, HTTP errors and garbage fall back to the extractive answer, marked as such."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rag import Answer, Assistant
+from rag.answer import REFUSAL
+
+QUESTION = "黑龙江的边境线有多长？"
+
+
+@pytest.fixture()
+def llm(chat_server) -> dict:
+    return {"generator": "openai", "openai_base_url": chat_server.base_url, "openai_api_key": "sk-test"}
+
+
+def test_streamed_answer_with_checked_citations(seed_assistant: Assistant, chat_server, llm: dict) -> None:
+    chat_server.reply = "黑龙江拥有2981公里的漫长边境线。[1]"
+    items = list(seed_assistant.stream(QUESTION, **llm, openai_model="qwen-test"))
+    *deltas, answer = items
+    assert len(deltas) > 3 and "".join(deltas) == chat_server.reply  # arrived in pieces
+    assert isinstance(answer, Answer) and answer.generator == "openai" and answer.note is None
+    assert answer.text == "黑龙江拥有2981公里的漫长边境线。[1]" and not answer.refused
+    assert [c.n for c in answer.citations] == [1] and "2981" in answer.citations[0].quote
+    request = chat_server.requests[-1]
+    assert request["stream"] is True and request["model"] == "qwen-test"
+    system, user = request["messages"][0]["content"], request["messages"][1]["content"]
+    assert "不得使用你自己的知识" in system and "[n]" in system
+    assert QUESTION in user and "<资料>" in user and "黑龍江擁有2981公里" in user  # passages as in the source
+
+
+def test_non_streaming_ask(seed_assistant: Assistant, chat_server, llm: dict) -> None:
+    chat_server.reply = "2981公里。黑龙江拥有2981公里的漫长边境线。[1]"
+    answer = seed_assistant.ask(QUESTION, **llm)
+    assert answer.generator == "openai" and "2981公里" in answer.text and answer.citations
+
+
+def test_model_refusal_becomes_the_fixed_refusal(seed_assistant: Assistant, chat_server, llm: dict) -> None:
+    chat_server.reply = "抱歉，根据现有资料无法回答该问题。"
+    answer = seed_assistant.ask("哈伊高铁全长多少公里？", **llm)
+    assert answer.refused and answer.text == REFUSAL and not answer.citations
+
+
+def test_uncited_outside_knowledge_is_refused(seed_assistant: Assistant, chat_server, llm: dict) -> None:
+    chat_server.reply = "哈伊高铁全长约300公里，设计时速350公里，预计2026年建成通车。"  # not in the passages
+    answer = seed_assistant.ask("哈伊高铁全长多少公里？", **llm)
+    assert answer.refused and answer.text == REFUSAL
+
+
+def test_traditional_question_gets_traditional_llm_answer(seed_assistant: Assistant, chat_server, llm: dict) -> None:
+    chat_server.reply = "黑龙江拥有2981公里的漫长边境线。[1]"  # the model answered in simplified
+    answer = seed_assistant.ask("黑龍江的邊境線有多長？", **llm)
+    assert answer.text == "黑龍江擁有2981公里的漫長邊境線。[1]"
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [("error", "HTTP 500"), ("garbage", "无法解析"), ("slow", "超时")],
+)
+def test_failures_fall_back_to_the_extractive_answer(
+    seed_assistant: Assistant, chat_server, llm: dict, mode: str, message: str
+) -> None:
+    chat_server.mode = mode
+    chat_server.delay = 5.0
+    started = time.perf_counter()
+    for streaming in (False, True):
+        if streaming:
+            *_, answer = seed_assistant.stream(QUESTION, **llm, llm_timeout=0.5)
+        else:
+            answer = seed_assistant.ask(QUESTION, **llm, llm_timeout=0.5)
+        assert answer.generator == "extractive (fallback)"
+        assert message in answer.note and "抽取式" in answer.note
+        assert answer.text.startswith("2981公里") and answer.citations
+    assert time.perf_counter() - started < 8  # the timeout is honoured, no retries
+
+
+def test_missing_endpoint_falls_back_with_a_clear_note(seed_assistant: Assistant) -> None:
+    if seed_assistant.settings.openai_base_url or seed_assistant.settings.openai_api_key:
+        pytest.skip("an endpoint is configured in this environment")
+    answer = seed_assistant.ask(QUESTION, generator="openai")
+    assert answer.generator == "extractive (fallback)" and "OPENAI_BASE_URL" in answer.note
+    assert "2981公里" in answer.text
+
+
+def test_unreachable_endpoint(seed_assistant: Assistant, llm: dict) -> None:
+    answer = seed_assistant.ask(QUESTION, **{**llm, "openai_base_url": "http://127.0.0.1:9/v1"}, llm_timeout=2)
+    assert answer.generator == "extractive (fallback)" and "无法连接" in answer.note
