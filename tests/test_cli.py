@@ -139,7 +139,9 @@ def test_index_add_remove_list_cycle(
     assert status == 1 and "binary.txt" in err
 
 
-def test_index_problems_exit_with_a_message(capsys: pytest.CaptureFixture, tmp_path: Path, tiny_cli_index: Path) -> None:
+def test_index_problems_exit_with_a_message(
+    capsys: pytest.CaptureFixture, tmp_path: Path, tiny_cli_index: Path
+) -> None:
     status, _, err = run(capsys, "list", "--index-dir", str(tmp_path / "missing"))
     assert status == 2 and "rag index" in err
 

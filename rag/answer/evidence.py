@@ -25,6 +25,7 @@ _ANAPHOR = re.compile(r"^\W*.{0,6}?(?:该|这|此|其|他|她|它)")
 _YEAR = re.compile(r"^(?:19|20)\d\d年")
 #: A sentence without a span of the asked kind is weak evidence for a "多少/谁/哪里" question.
 NO_SPAN_FACTOR = 0.3
+VAGUE_TIME_NO_SPAN_FACTOR = 0.7
 
 
 @dataclass
@@ -48,6 +49,14 @@ class Evidence:
 def _coverage(terms: tuple[str, ...], weights: list[float], text: str) -> float:
     total = sum(weights)
     return sum(w for t, w in zip(terms, weights) if t in text) / total if total else 0.0
+
+
+def _no_span_factor(question: Question) -> float:
+    # "什么时候" is often answered by an era or a festival (康熙年间, 元宵节) that no pattern catches;
+    # a question naming its unit or class (哪一年, 多少公里, 哪家银行) must find one.
+    if question.kind == "time" and not question.category:
+        return VAGUE_TIME_NO_SPAN_FACTOR
+    return NO_SPAN_FACTOR
 
 
 def _best_span(question: Question, sentence: str, norm: str, terms: tuple[str, ...]) -> Span | None:
@@ -101,7 +110,7 @@ def collect(question: Question, hits: list[Hit], idf: Callable[[str], float]) ->
             span = None
             if question.kind != "other":
                 span = _best_span(question, clean[start:end], norm, question.terms)
-                score *= 1.0 if span else NO_SPAN_FACTOR
+                score *= 1.0 if span else _no_span_factor(question)
             score = score * (0.85 + 0.15 * prior)
             found.append(Evidence(hit, n, start, end, score, coverage, context, span))
     found.sort(key=lambda e: -e.score)
