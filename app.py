@@ -74,7 +74,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         yield conversation_html(turns), turns, ""
         overrides = {"k": int(k), "mode": mode, "answer_script": answer_script, "generator": generator}
         if generator == "openai":
-            overrides |= {"openai_base_url": base_url or None, "openai_model": model or None, "openai_api_key": api_key or None}
+            overrides |= {
+                "openai_base_url": base_url or None,
+                "openai_model": model or None,
+                "openai_api_key": api_key or None,
+            }
         shown = time.monotonic()
         try:
             for item in assistant.stream(question, history, **overrides):
@@ -85,8 +89,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 if time.monotonic() - shown >= STREAM_INTERVAL:
                     shown = time.monotonic()
                     yield conversation_html(turns), turns, ""
-        except Exception as error:  # the page shows a friendly message and the offline answer instead
-            log.error("answering failed (%s); falling back to the extractive answer", type(error).__name__, exc_info=True)
+        except Exception:  # the page shows a friendly message and the offline answer instead
+            log.exception("answering failed; falling back to the extractive answer")
             turn.partial = ""
             try:
                 turn.answer = assistant.ask(question, history, **{**overrides, "generator": "extractive"})
@@ -112,13 +116,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         for i, path in enumerate(paths):
             rows[i][1] = "索引中…"
             progress((i, len(paths)), desc=f"正在索引 {rows[i][0]}")
-            yield rows, *library_view(), gr.update()
+            yield rows, *library_view(), gr.update(), gr.update()
             result = add_upload(knowledge, path, rows[i][0])
             results.append(result)
             rows[i][1:] = ["✓ 完成" if result.ok else "✗ 失败", result.message]
         failed = sum(not r.ok for r in results)
         summary = f"上传完成：{len(results) - failed} 个成功" + (f"，{failed} 个失败" if failed else "")
-        yield rows, *library_view(), summary
+        yield rows, *library_view(), summary, None  # the status table now lists the files
 
     def delete(doc_id: str | None) -> tuple:
         message = delete_document(knowledge, doc_id) if doc_id else "请先选择要删除的文档"
@@ -146,7 +150,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     )
                     with gr.Row():
                         question = gr.Textbox(
-                            placeholder="输入问题，按回车发送", show_label=False, scale=6, elem_id="question", max_lines=4
+                            placeholder="输入问题，按回车发送",
+                            show_label=False,
+                            scale=6,
+                            elem_id="question",
+                            max_lines=4,
                         )
                         send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
                     gr.Examples(EXAMPLES, inputs=question, label="示例问题（默认语料）")
@@ -207,7 +215,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         library_outputs = [documents, selected]
         # Changes to the library run one at a time; they do not share the chat's concurrency limit.
         writes = {"concurrency_limit": 1, "concurrency_id": "library"}
-        files.upload(upload, files, [upload_rows, *library_outputs, library_message], api_name="upload", **writes)
+        files.upload(
+            upload, files, [upload_rows, *library_outputs, library_message, files], api_name="upload", **writes
+        )
         delete_button.click(delete, selected, [*library_outputs, library_message], api_name="delete", **writes)
         rebuild_button.click(rebuild_index, None, [*library_outputs, library_message], api_name="rebuild", **writes)
         demo.load(library_view, None, library_outputs, api_name=False)
@@ -222,7 +232,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, S
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    return args, settings_from_args(args)
+    settings = settings_from_args(args)
+    if bool(settings.auth_user) != bool(settings.auth_password):
+        parser.error(
+            "登录需要同时设置用户名和密码（--auth-user 与 --auth-password，或 RAG_AUTH_USER 与 RAG_AUTH_PASSWORD）"
+        )
+    return args, settings
 
 
 def launch(demo: gr.Blocks, settings: Settings, *, share: bool = False, block: bool = True):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AuthenticationError
 
 import app
 from rag import Answer, Chunk, Citation, Hit, KnowledgeBase, Settings
@@ -30,7 +31,14 @@ def make_chunk(clean: str, *, title: str = "标题", source: str = "seeds/a.txt"
 
 def make_answer(text: str, citations: list[Citation], **fields) -> Answer:
     passages = [Hit(c.chunk, 1.0, rank=i + 1) for i, c in enumerate(citations)]
-    return Answer(question=fields.pop("question", "问题？"), text=text, refused=False, citations=citations, passages=passages, **fields)
+    return Answer(
+        question=fields.pop("question", "问题？"),
+        text=text,
+        refused=False,
+        citations=citations,
+        passages=passages,
+        **fields,
+    )
 
 
 def tags(html: str) -> set[str]:
@@ -51,7 +59,13 @@ def test_markers_link_to_their_sources_and_quote_is_marked():
 
 def test_document_text_is_escaped_everywhere():
     chunk = make_chunk(f"前文。{EVIL}。后文。", title=EVIL, source=f"uploads/{EVIL}.txt")
-    answer = make_answer(f"答案{EVIL}[1]", [Citation(1, chunk, quote=f"{EVIL}。")], question=EVIL, rewritten_question=EVIL + "？", note=EVIL)
+    answer = make_answer(
+        f"答案{EVIL}[1]",
+        [Citation(1, chunk, quote=f"{EVIL}。")],
+        question=EVIL,
+        rewritten_question=EVIL + "？",
+        note=EVIL,
+    )
     html = conversation_html([Turn(EVIL, answer), Turn(EVIL, partial=EVIL), Turn(EVIL, error=EVIL)])
     assert "script" not in tags(html) and "img" not in tags(html)
     assert "onerror=alert(1)" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -71,14 +85,19 @@ def test_refusal_looks_like_a_refusal():
 def test_rewritten_question_is_shown_only_when_it_differs():
     chunk = make_chunk("黑龙江的边境线长2981公里。")
     same = make_answer("2981公里[1]", [Citation(1, chunk)], question="边境线多长？", rewritten_question="边境线多长？")
-    changed = make_answer("2981公里[1]", [Citation(1, chunk)], question="那边境线呢？", rewritten_question="黑龙江的边境线有多长？")
+    changed = make_answer(
+        "2981公里[1]", [Citation(1, chunk)], question="那边境线呢？", rewritten_question="黑龙江的边境线有多长？"
+    )
     assert "改写后的问题" not in answer_html(same, 0)
     assert "黑龙江的边境线有多长？" in answer_html(changed, 0)
 
 
 def test_each_turn_has_its_own_source_ids():
     chunk = make_chunk("一段话。")
-    turns = [Turn("一？", make_answer("甲[1]", [Citation(1, chunk)])), Turn("二？", make_answer("乙[1]", [Citation(1, chunk)]))]
+    turns = [
+        Turn("一？", make_answer("甲[1]", [Citation(1, chunk)])),
+        Turn("二？", make_answer("乙[1]", [Citation(1, chunk)])),
+    ]
     html = conversation_html(turns)
     assert html.count('id="src-0-1"') == 1 and html.count('id="src-1-1"') == 1
     assert 'href="#src-1-1"' in html
@@ -178,7 +197,11 @@ def test_rebuild_reads_corpus_and_uploads(writable_index_dir, tmp_path):
     assert uploaded.doc_id in {r.document.id for r in knowledge.documents}
     assert knowledge.search("河西村的水泥路多长？", k=1)[0].chunk.source.endswith("one.txt")
     with pytest.raises(FileNotFoundError):
-        rebuild(KnowledgeBase.open(Settings(index_dir=writable_index_dir, corpus=[tmp_path / "gone"]), build_if_missing=False))
+        rebuild(
+            KnowledgeBase.open(
+                Settings(index_dir=writable_index_dir, corpus=[tmp_path / "gone"]), build_if_missing=False
+            )
+        )
 
 
 # ---------------------------------------------------------------------------- the Gradio app over loopback
@@ -225,7 +248,7 @@ def test_unanswerable_question_is_refused_not_an_error(client):
 class FailingLLM(BaseHTTPRequestHandler):
     """An OpenAI-compatible endpoint that is down."""
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.send_response(500)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -241,7 +264,14 @@ def test_llm_failure_falls_back_and_never_shows_the_key(client, caplog):
     secret = "sk-test-5f1c2e9d"
     try:
         html, _ = client.predict(
-            "黑龙江的边境线有多长？", 5, "hybrid", "openai", "auto", f"http://127.0.0.1:{llm.server_port}/v1", "m", secret,
+            "黑龙江的边境线有多长？",
+            5,
+            "hybrid",
+            "openai",
+            "auto",
+            f"http://127.0.0.1:{llm.server_port}/v1",
+            "m",
+            secret,
             api_name="/chat",
         )
     finally:
@@ -255,7 +285,9 @@ def test_upload_answer_and_delete(client, tmp_path):
     path = tmp_path / "白沙湾 灯塔.txt"
     path.write_text(news, encoding="utf-8")
     (tmp_path / "bad.exe").write_bytes(b"MZ")
-    rows, documents, _, message = client.predict([handle_file(path), handle_file(tmp_path / "bad.exe")], api_name="/upload")
+    rows, documents, _, message, _ = client.predict(
+        [handle_file(path), handle_file(tmp_path / "bad.exe")], api_name="/upload"
+    )
     assert [row[1] for row in rows["data"]] == ["✓ 完成", "✗ 失败"] and "不支持的文件类型" in rows["data"][1][2]
     assert "1 个成功，1 个失败" in message
     doc_id = next(row[4] for row in documents["data"] if row[1].startswith("白沙湾_灯塔_"))
@@ -273,7 +305,12 @@ def test_upload_answer_and_delete(client, tmp_path):
 
 def test_chat_answers_while_an_upload_is_indexed(client, server, tmp_path):
     path = tmp_path / "long.txt"
-    path.write_text("".join(f"第{i}段\n\n长江沿岸第{i}个码头今年吞吐量增长了{i}成，码头工人共有{i * 7}名。\n\n" for i in range(400)), encoding="utf-8")
+    path.write_text(
+        "".join(
+            f"第{i}段\n\n长江沿岸第{i}个码头今年吞吐量增长了{i}成，码头工人共有{i * 7}名。\n\n" for i in range(400)
+        ),
+        encoding="utf-8",
+    )
     upload = Client(server, verbose=False).submit([handle_file(path)], api_name="/upload")
     deadline = time.monotonic() + 60
     while not upload.outputs():  # the first update says the file is being indexed
@@ -293,6 +330,8 @@ def test_command_line_and_environment(monkeypatch):
     assert settings.auth_password.get_secret_value() == "pw" and "pw" not in repr(settings)
     assert args.share is False
     assert Settings().host == "127.0.0.1"
+    with pytest.raises(SystemExit):
+        app.parse_args(["--auth-user", "ann"])  # a login without a password is refused, not silently dropped
 
 
 def test_login_is_required_when_configured(seed_knowledge):
@@ -300,7 +339,7 @@ def test_login_is_required_when_configured(seed_knowledge):
     demo = app.build_app(Assistant(seed_knowledge, settings))
     _, url, _ = app.launch(demo, settings, block=False)
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(AuthenticationError):
             Client(url, verbose=False)
         answer = Client(url, auth=("ann", "pw"), verbose=False).predict("广东省工信厅厅长是谁？", api_name="/ask")
         assert "涂高坤" in answer["text"]

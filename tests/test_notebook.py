@@ -22,4 +22,8 @@ def test_quickstart_notebook_executes(monkeypatch: pytest.MonkeyPatch, seed_inde
     html = [o["data"]["text/html"] for cell in outputs.values() for o in cell if "text/html" in o.get("data", {})]
     assert any("2981公里" in h and "<ol>" in h for h in html)  # the Answer rendered with its source list
     text = "".join(o.get("text", "") for cell in outputs.values() for o in cell)
-    assert "哈尔滨新区有多少户高新技术企业？" in text and "包含标准答案" in text and "True 根据现有资料无法回答该问题。" in text
+    assert (
+        "哈尔滨新区有多少户高新技术企业？" in text
+        and "包含标准答案" in text
+        and "True 根据现有资料无法回答该问题。" in text
+    )

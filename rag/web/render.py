@@ -18,7 +18,6 @@ from ..types import Answer, Chunk, Hit
 _MARKER = re.compile(r"\[(\d+)\]")
 
 
-
 @dataclass
 class Turn:
     """One question of the conversation and what the page shows for it."""
@@ -35,7 +34,11 @@ def source_id(turn: int, n: int) -> str:
 
 def location(chunk: Chunk) -> str:
     """File name and line numbers, e.g. ``002_dd50.txt · 第 3–9 行``."""
-    lines = f"第 {chunk.line_start} 行" if chunk.line_start == chunk.line_end else f"第 {chunk.line_start}–{chunk.line_end} 行"
+    lines = (
+        f"第 {chunk.line_start} 行"
+        if chunk.line_start == chunk.line_end
+        else f"第 {chunk.line_start}–{chunk.line_end} 行"
+    )
     return f"{Path(chunk.source).name} · {lines}"
 
 
@@ -77,18 +80,14 @@ def sources_html(answer: Answer, turn: int) -> str:
     """The cited passages, then (collapsed) the other retrieved passages."""
     parts = []
     if answer.citations:
-        items = "".join(
-            _source_html(source_id(turn, c.n), f"[{c.n}]", c.chunk, c.quote) for c in answer.citations
-        )
+        items = "".join(_source_html(source_id(turn, c.n), f"[{c.n}]", c.chunk, c.quote) for c in answer.citations)
         parts.append(f'<div class="rag-sources"><div class="rag-sources-title">来源</div>{items}</div>')
     cited_chunks = {c.chunk.id for c in answer.citations}
     others: list[Hit] = [hit for hit in answer.passages if hit.chunk.id not in cited_chunks]
     if others:
         title = "检索到的段落" if not answer.citations else "其他检索到的段落"
         items = "".join(_source_html(f"psg-{turn}-{hit.rank}", f"#{hit.rank}", hit.chunk, "") for hit in others)
-        parts.append(
-            f'<details class="rag-others"><summary>{title}（{len(others)}）</summary>{items}</details>'
-        )
+        parts.append(f'<details class="rag-others"><summary>{title}（{len(others)}）</summary>{items}</details>')
     return "".join(parts)
 
 
@@ -117,7 +116,9 @@ def answer_html(answer: Answer, turn: int) -> str:
             f'<span class="rag-answer-text">{escape(answer.text)}</span></div>'
         )
     else:
-        parts.append(f'<div class="rag-answer"><span class="rag-answer-text">{answer_text_html(answer, turn)}</span></div>')
+        parts.append(
+            f'<div class="rag-answer"><span class="rag-answer-text">{answer_text_html(answer, turn)}</span></div>'
+        )
     if answer.rewritten_question and answer.rewritten_question.strip() != answer.question.strip():
         parts.append(
             '<details class="rag-rewrite"><summary>查看改写后的问题</summary>'

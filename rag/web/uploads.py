@@ -119,4 +119,6 @@ def add_upload(knowledge: KnowledgeBase, path: str | Path, name: str | None = No
             target.unlink(missing_ok=True)
         return UploadResult(name, True, "内容相同的文件已在知识库中，未重复添加", report.update.unchanged[0])
     doc_id = report.update.added[0]
-    return UploadResult(name, True, f"已添加（{report.update.chunks_added} 个段落）", doc_id, report.update.chunks_added)
+    return UploadResult(
+        name, True, f"已添加（{report.update.chunks_added} 个段落）", doc_id, report.update.chunks_added
+    )

@@ -31,13 +31,15 @@ CHROMIUM_ARGS = [
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+    ),
 ]
 
 # The uploaded file: a news item whose headline and text carry markup that must show as text.
-UPLOAD_NAME = "白沙湾 灯塔.txt"
+UPLOAD_NAME = "白沙湾 灯塔.md"
 UPLOAD_TEXT = (
-    "白沙湾新闻<img src=x onerror=alert(1)>\n\n"
+    "# 白沙湾新闻<img src=x onerror=alert(1)>\n\n"
     "白沙湾渔港今年新建了一座灯塔，灯塔高四十二米。<script>alert(1)</script>\n"
 )
 
