@@ -23,7 +23,7 @@ from .settings import Settings
 from .types import Answer
 
 #: Settings that change how passages are retrieved (a per-call override of these needs its own Retriever).
-_RETRIEVAL_FIELDS = ("candidates", "rrf_k", "weight_bm25", "weight_dense", "dedupe_threshold", "reranker")
+_RETRIEVAL_FIELDS = ("candidates", "fusion", "rrf_k", "weight_bm25", "weight_dense", "dedupe_threshold", "reranker")
 
 
 class Assistant:

@@ -35,6 +35,21 @@ class Chunk:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def passage_dict(self) -> dict[str, Any]:
+        """The fields that locate this passage in its source, as answers and search results show them."""
+        return {
+            "text": self.text,
+            "clean": self.clean,
+            "source": self.source,
+            "title": self.title,
+            "doc_id": self.doc_id,
+            "chunk_id": self.id,
+            "start": self.start,
+            "end": self.end,
+            "line_start": self.line_start,
+            "line_end": self.line_end,
+        }
+
 
 @dataclass
 class Hit:
@@ -47,20 +62,10 @@ class Hit:
     scores: dict[str, float] = field(default_factory=dict)  # per-retriever scores, for inspection
 
     def to_dict(self) -> dict[str, Any]:
-        c = self.chunk
         return {
             "rank": self.rank,
             "score": round(self.score, 6),
-            "text": c.text,
-            "clean": c.clean,
-            "source": c.source,
-            "title": c.title,
-            "doc_id": c.doc_id,
-            "chunk_id": c.id,
-            "start": c.start,
-            "end": c.end,
-            "line_start": c.line_start,
-            "line_end": c.line_end,
+            **self.chunk.passage_dict(),
             "also_in": list(self.also_in),
             "scores": {k: round(v, 6) for k, v in self.scores.items()},
         }
@@ -77,19 +82,9 @@ class Citation:
     quote_end: int = -1
 
     def to_dict(self) -> dict[str, Any]:
-        c = self.chunk
         return {
             "n": self.n,
-            "text": c.text,
-            "clean": c.clean,
-            "source": c.source,
-            "title": c.title,
-            "doc_id": c.doc_id,
-            "chunk_id": c.id,
-            "start": c.start,
-            "end": c.end,
-            "line_start": c.line_start,
-            "line_end": c.line_end,
+            **self.chunk.passage_dict(),
             "quote": self.quote,
             "quote_start": self.quote_start,
             "quote_end": self.quote_end,
