@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import KnowledgeBase, Settings
+from rag import KnowledgeBase
 from rag.retrieval import Retriever, near_duplicate
 from rag.text import to_traditional
 from rag.types import Hit
