@@ -193,7 +193,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 headers=COLUMNS, value=document_rows(knowledge), interactive=False, wrap=True, elem_id="documents"
             )
             files = gr.File(
-                label=f"上传文件（{'、'.join(UPLOAD_TYPES)}；每个不超过 {settings.max_upload_mb:g} MB）",
+                label=f"上传文件（{'、'.join(UPLOAD_TYPES)}；每个不超过 {settings.max_file_mb:g} MB）",
                 file_count="multiple",  # no file_types: Gradio would refuse the whole batch; each file is checked
                 elem_id="upload",
             )
@@ -251,7 +251,7 @@ def launch(demo: gr.Blocks, settings: Settings, *, share: bool = False, block: b
         share=share,
         auth=auth,
         auth_message="新闻问答助手：请登录" if auth else None,
-        max_file_size=f"{int(settings.max_upload_mb * 4)}mb",  # hard cap; the per-file limit is checked with a message
+        max_file_size=f"{int(settings.max_file_mb * 4)}mb",  # hard cap; the per-file limit is checked with a message
         css=CSS,
         footer_links=["api"],
         prevent_thread_lock=not block,

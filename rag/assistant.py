@@ -21,6 +21,7 @@ from .knowledge import KnowledgeBase
 from .retrieval import Retriever
 from .settings import Settings
 from .types import Answer
+from .validation import apply_overrides, check_question
 
 #: Settings that change how passages are retrieved (a per-call override of these needs its own Retriever).
 _RETRIEVAL_FIELDS = ("candidates", "fusion", "rrf_k", "weight_bm25", "weight_dense", "dedupe_threshold", "reranker")
@@ -40,7 +41,10 @@ class Assistant:
         return cls(KnowledgeBase.open(settings, progress=progress), settings)
 
     def ask(self, question: str, history: list | None = None, **overrides: Any) -> Answer:
-        """Answer ``question`` (a follow-up when ``history`` is given); ``overrides`` are Settings fields."""
+        """Answer ``question`` (a follow-up when ``history`` is given); ``overrides`` are Settings fields.
+
+        Raises :class:`~rag.validation.InputError` (a ``ValueError`` with a message for the user) for an
+        empty, overlong or symbol-only question and for invalid overrides such as ``k=0``."""
         return self._runnable.invoke(self._request(question, history, overrides))
 
     def stream(self, question: str, history: list | None = None, **overrides: Any) -> Iterator[str | Answer]:
@@ -53,10 +57,8 @@ class Assistant:
 
     # ------------------------------------------------------------------ internals
     def _request(self, question: str, history: list | None, overrides: dict[str, Any]) -> Request:
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError("问题不能为空，请输入一个问题。")
-        settings = self.settings.with_overrides(**overrides) if overrides else self.settings
-        question = question.strip()
+        settings = apply_overrides(self.settings, overrides)
+        question = check_question(question, settings.max_question_chars)
         return Request(question, turns(history), settings, target_script(question, settings.answer_script))
 
     def _retriever(self, settings: Settings) -> Retriever:

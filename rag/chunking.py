@@ -45,6 +45,8 @@ def _sections(cleaned: CleanText, max_sentence: int, piece: int) -> list[_Sectio
         previous_was_headline = block.kind == "headline"
         for start, end in split_sentences(cleaned.text[block.start : block.end]):
             start, end = block.start + start, block.start + end
+            sentence = cleaned.text[start:end]
+            start += len(sentence) - len(sentence.lstrip())  # pieces are cut from the first visible character
             if end - start <= max_sentence:
                 spans.append((start, end))
             else:  # an overlong "sentence" (tables, run-on OCR): cut into pieces

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from .settings import Settings
+from .validation import InputError, apply_overrides
 
 log = logging.getLogger("rag")
 
@@ -54,7 +55,7 @@ def settings_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {key[len("setting_") :]: value for key, value in vars(args).items() if key.startswith("setting_")}
-    return Settings().with_overrides(**overrides)
+    return apply_overrides(Settings(), overrides)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -162,11 +163,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from .answer.render import to_text
     from .assistant import Assistant
 
-    try:
-        answer = Assistant.load(settings, progress=True).ask(args.question)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    answer = Assistant.load(settings, progress=True).ask(args.question)
     print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1) if args.json else to_text(answer))
     return 0
 
@@ -193,8 +190,13 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         if not question:
             continue
         answer, streamed = None, []
+        try:
+            items = assistant.stream(question, history)
+        except InputError as error:
+            print(f"（{error}）")
+            continue
         print("答：", end="", flush=True)
-        for item in assistant.stream(question, history):
+        for item in items:
             if isinstance(item, Answer):
                 answer = item
             else:
@@ -265,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         settings = settings_from_args(args)
-    except ValidationError as error:
+    except (ValidationError, InputError) as error:
         parser.error(str(error))
     handler, _ = COMMANDS[args.command]
     from .embeddings import EmbeddingError
@@ -273,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return handler(args, settings)
-    except (IndexStoreError, EmbeddingError) as error:
+    except (IndexStoreError, EmbeddingError, InputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

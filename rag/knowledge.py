@@ -23,6 +23,7 @@ from .store import (
     read_documents,
 )
 from .types import Document, Hit
+from .validation import check_question
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,13 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ changing
     def add_paths(self, paths: Iterable[str | Path], *, progress: bool = False) -> IngestReport:
-        documents, errors = load_paths(paths)
+        documents, errors = load_paths(paths, self.settings.max_file_bytes)
         return self.add_documents(documents, errors, progress=progress)
 
     def add_bytes(self, data: bytes, source: str) -> IngestReport:
         """Add one uploaded file; an :class:`IngestError` is reported, never raised."""
         try:
-            document = load_bytes(data, source)
+            document = load_bytes(data, source, self.settings.max_file_bytes)
         except IngestError as error:
             return IngestReport(errors=[error])
         return self.add_documents([document], [])
@@ -126,5 +127,7 @@ class KnowledgeBase:
         return list(self.index.snapshot.documents.values())
 
     def search(self, question: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[Hit]:
+        """The best passages for ``question``; :class:`~rag.validation.InputError` for unusable input."""
+        question = check_question(question, self.settings.max_question_chars)
         self.index.refresh()  # another process may have added or removed documents
         return self.retriever.search(question, k=k, mode=mode)

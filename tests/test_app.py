@@ -127,7 +127,7 @@ def test_safe_name_differs_by_content():
 
 @pytest.fixture()
 def knowledge(writable_index_dir: Path) -> KnowledgeBase:
-    return KnowledgeBase.open(Settings(index_dir=writable_index_dir, max_upload_mb=0.01), build_if_missing=False)
+    return KnowledgeBase.open(Settings(index_dir=writable_index_dir, max_file_mb=0.01), build_if_missing=False)
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:

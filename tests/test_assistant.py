@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from rag import Answer, Assistant, Settings
 from rag.answer import REFUSAL
 from rag.answer.citations import MARKER
 from rag.cli import main
 from rag.text import is_traditional, to_traditional
+from rag.validation import InputError
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +87,7 @@ def test_overrides_apply_per_call_only(seed_assistant: Assistant) -> None:
     assert heavier.passages and "2981" in heavier.text
     simplified = seed_assistant.ask("黑龍江的邊境線有多長？", answer_script="simplified")
     assert "黑龙江" in simplified.text and not is_traditional(MARKER.sub("", simplified.text))
-    with pytest.raises(ValidationError):
+    with pytest.raises(InputError, match="k"):
         seed_assistant.ask("黑龙江的边境线有多长？", k=0)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from rag.chunking import ChunkingConfig, chunk_document
 from rag.ingest import load_bytes, load_file
@@ -13,6 +16,7 @@ from rag.types import Chunk, Document
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 SEED_FILES = sorted(SEEDS.glob("*.txt"))
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # old Mac files end lines with CR alone
 CONFIGS = [ChunkingConfig(300, 60), ChunkingConfig(120, 30), ChunkingConfig(80, 0)]
 
 
@@ -30,10 +34,16 @@ def sentence_spans(cleaned: CleanText, config: ChunkingConfig) -> list[tuple[int
             s, e = block.start + s, block.start + e
             s += len(cleaned.text[s:e]) - len(cleaned.text[s:e].lstrip())
             if e - s > 2 * config.chunk_size:
-                spans.extend((p, min(p + config.chunk_size, e)) for p in range(s, e, config.chunk_size))
+                pieces = ((p, min(p + config.chunk_size, e)) for p in range(s, e, config.chunk_size))
+                spans.extend(_strip(cleaned.text, p, q) for p, q in pieces)  # a chunk never starts or ends in spaces
             else:
                 spans.append((s, e))
     return spans
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    piece = text[start:end]
+    return start + len(piece) - len(piece.lstrip()), end - len(piece) + len(piece.rstrip())
 
 
 def sections(cleaned: CleanText) -> list[tuple[int, str]]:
@@ -59,8 +69,8 @@ def check_chunks(document: Document, chunks: list[Chunk], config: ChunkingConfig
         assert chunk.id == f"{document.id}-{n:04d}"
         assert (chunk.doc_id, chunk.source) == (document.id, document.source)
         assert document.text[chunk.start : chunk.end] == chunk.text
-        assert chunk.line_start == document.text.count("\n", 0, chunk.start) + 1
-        assert chunk.line_end == document.text.count("\n", 0, chunk.end - 1) + 1
+        assert chunk.line_start == len(_LINE_BREAK.findall(document.text, 0, chunk.start)) + 1
+        assert chunk.line_end == len(_LINE_BREAK.findall(document.text, 0, chunk.end - 1)) + 1
         assert chunk.text[0] == chunk.clean[0] and chunk.text[-1] == chunk.clean[-1]
 
     spans = clean_spans(cleaned, chunks)
@@ -154,3 +164,41 @@ def test_config_is_validated() -> None:
         ChunkingConfig(100, 100)
     with pytest.raises(ValueError):
         ChunkingConfig(0, 0)
+
+
+# ---------------------------------------------------------------------------- any text
+# Newspaper-like material: headlines, datelines, OCR breaks inside words, stray Latin words, broken
+# characters, Markdown, every line ending, and runs long enough to need splitting.
+_PIECES = st.sampled_from(
+    ["新华社北京电", "记者", "李強", "调研", "进一", "步", "加快", "，", "。", "！", "？", "“", "”", "（", "）", "▲",
+     "## ", "# ", " ", "\t", "\n", "\n\n", "\r\n", "\r", "\ufffd", "\u200b", "Deep", "Seek", "3.5", "万人",
+     "……", "一二三四五六七八九十" * 3, "没有标点的长表格文字" * 12]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(_PIECES, min_size=1, max_size=80).map("".join),
+    st.integers(50, 200),
+    st.integers(0, 49),
+)
+def test_any_news_like_text_chunks_back_to_the_original(text: str, size: int, overlap: int) -> None:
+    assume(clean(text).text.strip())
+    config = ChunkingConfig(size, overlap)
+    document = Document("d", "any.txt", text, ())
+    check_chunks(document, chunk_document(document, clean(text), config), config)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(min_size=1, max_size=600), st.integers(50, 120))
+def test_arbitrary_unicode_chunks_exactly_and_drops_nothing(text: str, size: int) -> None:
+    cleaned = clean(text)
+    assume(cleaned.text.strip())
+    document = Document("d", "any.txt", text, ())
+    chunks = chunk_document(document, cleaned, ChunkingConfig(size, 0))
+    for chunk in chunks:
+        assert text[chunk.start : chunk.end] == chunk.text
+    covered = bytearray(len(cleaned.text))
+    for s, e in clean_spans(cleaned, chunks):
+        covered[s:e] = b"\x01" * (e - s)
+    assert all(covered[i] or ch.isspace() for i, ch in enumerate(cleaned.text))

@@ -98,8 +98,8 @@ def test_modes_scores_ranks_and_k(seed_knowledge: KnowledgeBase) -> None:
 
 
 def test_questions_without_content_return_nothing(seed_knowledge: KnowledgeBase) -> None:
-    assert seed_knowledge.search("   ") == []
-    assert seed_knowledge.search("请问是什么？", mode="bm25") == []
+    assert seed_knowledge.retriever.search("   ") == []
+    assert seed_knowledge.search("请问是什么？", mode="bm25") == []  # only stopwords: nothing to match
 
 
 def test_hit_dicts_point_into_the_stored_documents(seed_knowledge: KnowledgeBase) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..text import clean
 from ..types import Document
 from .docx import read_docx
-from .errors import IngestError
+from .errors import IngestError, IngestProblem
 from .html import read_html
 from .pdf import read_pdf
 from .plain import read_plain
@@ -30,29 +30,52 @@ def content_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def load_bytes(data: bytes, source: str) -> Document:
-    """Turn a file's bytes into a document, or raise :class:`IngestError` saying why not."""
+def check_file(source: str, size: int, max_bytes: int | None = None) -> None:
+    """Refuse a file by its name and size alone, before reading it."""
     suffix = Path(source).suffix.lower()
-    reader = READERS.get(suffix)
-    if reader is None:
-        raise IngestError(source, f"unsupported file type {suffix or '(none)'}; supported: {', '.join(READERS)}")
+    if suffix not in READERS:
+        raise IngestError(
+            source,
+            "unsupported_type",
+            f"unsupported file type {suffix or '(none)'}; supported: {', '.join(READERS)}",
+            suffix=suffix or "（无扩展名）",
+            supported="、".join(READERS),
+        )
+    if size == 0:
+        raise IngestError(source, "empty", "the file is empty")
+    if max_bytes is not None and size > max_bytes:
+        # Size matters beyond memory: embedding a 50 MB text takes hours on a laptop CPU.
+        raise IngestError(
+            source,
+            "too_large",
+            f"the file is {size / 1024 / 1024:.1f} MB, over the {max_bytes / 1024 / 1024:g} MB limit (RAG_MAX_FILE_MB)",
+            size_mb=size / 1024 / 1024,
+            limit_mb=max_bytes / 1024 / 1024,
+        )
+
+
+def load_bytes(data: bytes, source: str, max_bytes: int | None = None) -> Document:
+    """Turn a file's bytes into a document, or raise :class:`IngestError` saying why not."""
+    check_file(source, len(data), max_bytes)
     if not data.strip():
-        raise IngestError(source, "the file is empty")
-    text = reader(data, source)
+        raise IngestError(source, "empty", "the file holds only whitespace")
+    text = READERS[Path(source).suffix.lower()](data, source)
     cleaned = clean(text)
     if not cleaned.text.strip():
-        raise IngestError(source, "no readable text in the file")
+        raise IngestError(source, "no_text", "no readable text in the file")
     headlines = tuple(cleaned.text[b.start : b.end] for b in cleaned.blocks if b.kind == "headline")
     return Document(id=content_id(data), source=source, text=text, headlines=headlines)
 
 
-def load_file(path: str | Path) -> Document:
+def load_file(path: str | Path, max_bytes: int | None = None) -> Document:
     path = Path(path)
     try:
+        check_file(str(path), path.stat().st_size, max_bytes)
         data = path.read_bytes()
     except OSError as error:
-        raise IngestError(str(path), f"cannot read file ({error.strerror or error})") from error
-    return load_bytes(data, str(path))
+        detail = error.strerror or str(error)
+        raise IngestError(str(path), "missing", f"cannot read file ({detail})", detail=detail) from error
+    return load_bytes(data, str(path), max_bytes)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -66,16 +89,28 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_paths(paths: Iterable[str | Path]) -> tuple[list[Document], list[IngestError]]:
+def load_paths(
+    paths: Iterable[str | Path], max_bytes: int | None = None
+) -> tuple[list[Document], list[IngestError]]:
     """Load every file; failures are collected, not raised, so one bad file does not stop the batch."""
     documents: list[Document] = []
     errors: list[IngestError] = []
     for path in expand_paths(paths):
         try:
-            documents.append(load_file(path))
+            documents.append(load_file(path, max_bytes))
         except IngestError as error:
             errors.append(error)
     return documents, errors
 
 
-__all__ = ["IngestError", "SUPPORTED_SUFFIXES", "content_id", "expand_paths", "load_bytes", "load_file", "load_paths"]
+__all__ = [
+    "IngestError",
+    "IngestProblem",
+    "SUPPORTED_SUFFIXES",
+    "check_file",
+    "content_id",
+    "expand_paths",
+    "load_bytes",
+    "load_file",
+    "load_paths",
+]

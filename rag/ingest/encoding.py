@@ -29,9 +29,9 @@ def decode(data: bytes, source: str) -> tuple[str, str]:
             try:
                 return data.decode(encoding), encoding
             except UnicodeDecodeError as error:
-                raise IngestError(source, f"invalid {encoding} text ({error.reason})") from error
+                raise IngestError(source, "bad_encoding", f"invalid {encoding} text ({error.reason})") from error
     if b"\x00" in data[:8192]:
-        raise IngestError(source, "looks like a binary file, not text")
+        raise IngestError(source, "binary", "looks like a binary file, not text")
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -48,7 +48,7 @@ def decode(data: bytes, source: str) -> tuple[str, str]:
         return max(decoded, key=lambda pair: _cjk_share(pair[0]) - 0.5 * _rare_share(pair[0]))
     best = from_bytes(data).best()
     if best is None:
-        raise IngestError(source, "unknown text encoding (tried UTF-8, GB18030, Big5)")
+        raise IngestError(source, "bad_encoding", "unknown text encoding (tried UTF-8, GB18030, Big5)")
     return str(best), best.encoding
 
 

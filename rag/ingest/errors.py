@@ -1,10 +1,49 @@
+"""Why a file could not be read: a stable code, an English reason for logs and a Chinese message for users."""
+
 from __future__ import annotations
+
+from typing import Literal
+
+IngestProblem = Literal[
+    "unsupported_type",
+    "missing",
+    "empty",
+    "too_large",
+    "binary",
+    "bad_encoding",
+    "no_text",
+    "bad_docx",
+    "zip_bomb",
+    "bad_pdf",
+    "pdf_no_text",
+]
+
+#: What the page says for each problem; ``{…}`` fields come from the error's details.
+MESSAGES_ZH: dict[str, str] = {
+    "unsupported_type": "不支持的文件类型 {suffix}；支持：{supported}",
+    "missing": "无法读取文件（{detail}）",
+    "empty": "文件是空的",
+    "too_large": "文件过大（{size_mb:.1f} MB），上限为 {limit_mb:g} MB",
+    "binary": "这不是文本文件（看起来是二进制文件）",
+    "bad_encoding": "无法识别文件的文字编码（已尝试 UTF-8、UTF-16、GB18030、Big5）",
+    "no_text": "文件中没有可读的文字",
+    "bad_docx": "不是有效的 .docx 文件（文件可能已损坏）",
+    "zip_bomb": "文件解压后过大（{size_mb:.0f} MB），已拒绝",
+    "bad_pdf": "无法读取这个 PDF 文件（文件可能已损坏）",
+    "pdf_no_text": "PDF 没有文字层（可能是扫描件），请先做文字识别（OCR）",
+}
 
 
 class IngestError(Exception):
     """A file that could not be turned into a document; names the file and why."""
 
-    def __init__(self, source: str, reason: str) -> None:
+    def __init__(self, source: str, code: IngestProblem, reason: str, **details: object) -> None:
         super().__init__(f"{source}: {reason}")
         self.source = source
+        self.code = code
         self.reason = reason
+        self.details = details
+
+    @property
+    def message_zh(self) -> str:
+        return MESSAGES_ZH[self.code].format(**self.details)

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..ingest import SUPPORTED_SUFFIXES, IngestError
+from ..ingest import IngestError, check_file
 from ..knowledge import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -25,21 +25,6 @@ UPLOAD_TYPES = (".txt", ".md", ".html", ".pdf", ".docx")
 
 _UNSAFE = re.compile(r"[^\w\-]+", re.UNICODE)
 _MAX_STEM = 60
-
-# The loader's reasons (English, for logs and the CLI) as the page says them.
-_REASONS_ZH = (
-    ("unsupported file type", "不支持的文件类型"),
-    ("the file is empty", "文件是空的"),
-    ("no readable text", "文件中没有可读的文字"),
-    ("the document contains no text", "文件中没有可读的文字"),
-    ("looks like a binary file", "这不是文本文件（看起来是二进制文件）"),
-    ("unknown text encoding", "无法识别文件的文字编码（已尝试 UTF-8、GB18030、Big5）"),
-    ("invalid ", "文件的文字编码有误"),
-    ("not a valid .docx", "不是有效的 .docx 文件"),
-    ("refused: unpacks to", "文件解压后过大，已拒绝"),
-    ("not a readable PDF", "无法读取这个 PDF 文件"),
-    ("the PDF has no text layer", "PDF 没有文字层（可能是扫描件），请先做文字识别（OCR）"),
-)
 
 
 @dataclass
@@ -67,25 +52,6 @@ def safe_name(original: str, data: bytes) -> str:
     return f"{stem}_{digest}" + (f".{suffix}" if suffix else "")
 
 
-def reason_zh(error: IngestError) -> str:
-    for prefix, message in _REASONS_ZH:
-        if error.reason.startswith(prefix):
-            return message
-    return f"无法读取（{error.reason}）"
-
-
-def check_upload(name: str, size: int, max_mb: float) -> str | None:
-    """Why this file is refused before it is read (Chinese), or None."""
-    suffix = Path(name).suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        return f"不支持的文件类型 {suffix or '（无扩展名）'}；支持：{'、'.join(UPLOAD_TYPES)}"
-    if size > max_mb * 1024 * 1024:
-        return f"文件过大（{size / 1024 / 1024:.1f} MB），上限为 {max_mb:g} MB"
-    if size == 0:
-        return "文件是空的"
-    return None
-
-
 def add_upload(knowledge: KnowledgeBase, path: str | Path, name: str | None = None) -> UploadResult:
     """Check, save and index one uploaded file (``path`` is where the web server put it)."""
     path = Path(path)
@@ -94,9 +60,10 @@ def add_upload(knowledge: KnowledgeBase, path: str | Path, name: str | None = No
         size = path.stat().st_size
     except OSError:
         return UploadResult(name, False, "上传的文件已丢失，请重新上传")
-    refused = check_upload(name, size, knowledge.settings.max_upload_mb)
-    if refused:
-        return UploadResult(name, False, refused)
+    try:
+        check_file(name, size, knowledge.settings.max_file_bytes)
+    except IngestError as error:
+        return UploadResult(name, False, error.message_zh)
     data = path.read_bytes()
     folder = knowledge.index.path / UPLOADS_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -112,7 +79,7 @@ def add_upload(knowledge: KnowledgeBase, path: str | Path, name: str | None = No
     if report is None or report.errors:
         if not existed:
             target.unlink(missing_ok=True)
-        message = reason_zh(report.errors[0]) if report else "建立索引时出错，知识库未改变"
+        message = report.errors[0].message_zh if report else "建立索引时出错，知识库未改变"
         return UploadResult(name, False, message)
     if report.update.unchanged:
         if not existed:  # the same content is already indexed under another name
