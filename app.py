@@ -235,7 +235,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, S
     settings = settings_from_args(args)
     if bool(settings.auth_user) != bool(settings.auth_password):
         parser.error(
-            "登录需要同时设置用户名和密码（--auth-user 与 --auth-password，或 RAG_AUTH_USER 与 RAG_AUTH_PASSWORD）"
+            "登录需要同时设置用户名和密码（--auth-user 或 RAG_AUTH_USER，以及环境变量 RAG_AUTH_PASSWORD）"
         )
     return args, settings
 

@@ -32,8 +32,8 @@ def _flag_type(annotation: Any) -> tuple[Callable[[str], Any] | None, list[str] 
         return _flag_type(args[0])
     if annotation in (str, int, float, Path):
         return annotation, None
-    if annotation is SecretStr:
-        return SecretStr, None
+    if annotation is SecretStr:  # secrets come from the environment only: flags show in `ps` and shell history
+        return None, None
     if annotation is bool:
         return lambda text: text.lower() in ("1", "true", "yes", "on"), None
     return None, None

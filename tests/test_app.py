@@ -325,11 +325,13 @@ def test_chat_answers_while_an_upload_is_indexed(client, server, tmp_path):
 
 def test_command_line_and_environment(monkeypatch):
     monkeypatch.setenv("RAG_PORT", "8123")
-    args, settings = app.parse_args(["--host", "0.0.0.0", "--auth-user", "ann", "--auth-password", "pw", "-k", "3"])
+    monkeypatch.setenv("RAG_AUTH_PASSWORD", "pw")  # secrets have no flags: they would show in `ps`
+    args, settings = app.parse_args(["--host", "0.0.0.0", "--auth-user", "ann", "-k", "3"])
     assert (settings.host, settings.port, settings.k, settings.auth_user) == ("0.0.0.0", 8123, 3, "ann")
     assert settings.auth_password.get_secret_value() == "pw" and "pw" not in repr(settings)
     assert args.share is False
     assert Settings().host == "127.0.0.1"
+    monkeypatch.delenv("RAG_AUTH_PASSWORD")
     with pytest.raises(SystemExit):
         app.parse_args(["--auth-user", "ann"])  # a login without a password is refused, not silently dropped
 
