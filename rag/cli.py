@@ -67,10 +67,16 @@ def _print_report(report) -> int:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from .knowledge import KnowledgeBase
+    from .knowledge import KnowledgeBase, NothingToIndexError
 
     paths = args.paths or settings.corpus
-    knowledge, report = KnowledgeBase.build(paths, settings, progress=True)
+    try:
+        knowledge, report = KnowledgeBase.build(paths, settings, progress=True)
+    except NothingToIndexError as error:
+        for problem in error.errors:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     status = _print_report(report)
     print(f"index at {settings.index_dir}: {len(knowledge.documents)} documents")
     return status

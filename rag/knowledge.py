@@ -47,6 +47,14 @@ class IngestReport:
         return ", ".join(parts)
 
 
+class NothingToIndexError(ValueError):
+    """None of the files could be read, so the existing index was not replaced by an empty one."""
+
+    def __init__(self, path: Path, errors: list[IngestError]) -> None:
+        super().__init__(f"none of the files could be read; the index at {path} is unchanged")
+        self.errors = errors
+
+
 class KnowledgeBase:
     def __init__(self, index: Index, settings: Settings) -> None:
         self.index = index
@@ -88,10 +96,15 @@ class KnowledgeBase:
     def build(
         cls, paths: Iterable[str | Path], settings: Settings | None = None, *, progress: bool = False
     ) -> tuple["KnowledgeBase", IngestReport]:
-        """A new index from ``paths``, replacing any index at ``settings.index_dir`` in one atomic step."""
+        """A new index from ``paths``, replacing any index at ``settings.index_dir`` in one atomic step.
+
+        Raises :class:`NothingToIndexError` rather than replace an existing index when no file is readable."""
         settings = settings or Settings()
+        documents, errors = load_paths(paths, settings.max_file_bytes)
+        if not documents and Index.exists(settings.index_dir):
+            raise NothingToIndexError(settings.index_dir, errors)
         knowledge = cls(Index.create(settings.index_dir, settings, load_embeddings(settings)), settings)
-        return knowledge, knowledge.add_paths(paths, progress=progress)
+        return knowledge, knowledge.add_documents(documents, errors, progress=progress)
 
     # ------------------------------------------------------------------ changing
     def add_paths(self, paths: Iterable[str | Path], *, progress: bool = False) -> IngestReport:

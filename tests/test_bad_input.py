@@ -24,7 +24,9 @@ import pytest
 from rag import Assistant, KnowledgeBase, Settings
 from rag.cli import main
 from rag.ingest import IngestError, load_bytes
+from rag.knowledge import NothingToIndexError
 from rag.validation import InputError
+from rag.web.library import rebuild
 from rag.web.uploads import UPLOADS_DIR, add_upload
 
 CONTROL_QUESTION = ("黑龍江的邊境線有多長？", "2981公里")  # answered from the seeds before and after each case
@@ -322,3 +324,21 @@ def test_cli_reports_bad_questions_and_k(seed_index_dir: Path, capsys: pytest.Ca
             status = exit.code
         err = capsys.readouterr().err
         assert status != 0 and words in err and "Traceback" not in err, (argv, err)
+
+
+# ---------------------------------------------------------------------------- whole-index updates
+def test_rebuilding_from_unreadable_files_keeps_the_index(
+    campaign, bad_files, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assistant, before = campaign
+    path = assistant.knowledge.index.path
+    empty = tmp_path / "empty-corpus"
+    empty.mkdir()
+    for corpus in ([empty], [bad_files["png-renamed-txt"], bad_files["zip-bomb-docx"]], [tmp_path / "missing"]):
+        assert main(["index", *map(str, corpus), "--index-dir", str(path)]) == 1
+        assert "is unchanged" in capsys.readouterr().err
+    knowledge = KnowledgeBase(assistant.knowledge.index, assistant.knowledge.settings.with_overrides(corpus=[empty]))
+    with pytest.raises(NothingToIndexError):
+        rebuild(knowledge)  # the page's "rebuild" button with an emptied corpus folder
+    assert index_files(path) == before
+    assert_still_answers(assistant)

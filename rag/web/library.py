@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..ingest import load_paths
-from ..knowledge import IngestReport, KnowledgeBase
+from ..knowledge import IngestReport, KnowledgeBase, NothingToIndexError
 from ..store import Index
 from .uploads import UPLOADS_DIR
 
@@ -75,6 +75,8 @@ def rebuild(knowledge: KnowledgeBase, *, progress: bool = False) -> IngestReport
         uploaded, upload_errors = load_paths([uploads])
         documents += [dataclasses.replace(d, source=f"{UPLOADS_DIR}/{Path(d.source).name}") for d in uploaded]
         errors += upload_errors
+    if not documents:  # an empty corpus folder must not wipe the knowledge base
+        raise NothingToIndexError(knowledge.index.path, errors)
     fresh = Index.create(knowledge.index.path, knowledge.settings, knowledge.index.embeddings)
     report = IngestReport(errors=errors)
     report.update = fresh.add(documents, progress=progress)
