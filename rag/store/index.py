@@ -17,18 +17,19 @@ point leaves ``CURRENT`` naming a complete version: the old one or the new one. 
 from __future__ import annotations
 
 import fcntl
-import logging
 import json
+import logging
 import os
+import re
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -45,6 +46,10 @@ from .vectors import FaissVectorStore, VectorStore
 FORMAT_VERSION = 1
 log = logging.getLogger(__name__)
 _DATA_FILES = ("documents.jsonl", "chunks.jsonl", "vectors.faiss")
+_POINTER = re.compile(rb"(v[0-9]{8,}) ([0-9a-f]{64})\n")
+#: Reads of the current version before giving up when writers keep replacing it under the reader.
+_READ_ATTEMPTS = 5
+_T = TypeVar("_T")
 
 
 class IndexStoreError(RuntimeError):
@@ -90,7 +95,7 @@ class Snapshot:
     row_of_key: dict[int, int] = field(repr=False)
 
     @classmethod
-    def assemble(cls, version, documents, chunks, keys, tokens, vectors, next_key) -> "Snapshot":
+    def assemble(cls, version, documents, chunks, keys, tokens, vectors, next_key) -> Snapshot:
         keys = np.asarray(keys, dtype=np.int64)
         return cls(
             version=version,
@@ -128,13 +133,20 @@ def split_document(document: Document, config: ChunkingConfig) -> list[Chunk]:
 class Index:
     """A FAISS + BM25 index of chunks with its documents, kept consistent on disk."""
 
-    def __init__(self, path: Path, settings: Settings, embeddings: DenseEmbeddings, snapshot: Snapshot) -> None:
+    def __init__(
+        self,
+        path: Path,
+        settings: Settings,
+        embeddings: DenseEmbeddings,
+        snapshot: Snapshot,
+        pointer: bytes | None = None,  # the CURRENT it came from; None: unknown, the first refresh reloads
+    ) -> None:
         self.path = Path(path)
         self.settings = settings
         self.embeddings = embeddings
         self._snapshot = snapshot
         self._write_lock = threading.Lock()
-        self._pointer = _read_pointer(self.path)  # the CURRENT this snapshot came from
+        self._pointer = pointer
         self._fresh = False  # created in memory, not yet written: the first write replaces what is on disk
 
     # ------------------------------------------------------------------ reading
@@ -151,19 +163,23 @@ class Index:
         return (Path(path) / "CURRENT").is_file()
 
     @classmethod
-    def open(cls, path: Path, settings: Settings, embeddings: DenseEmbeddings) -> "Index":
+    def open(cls, path: Path, settings: Settings, embeddings: DenseEmbeddings) -> Index:
         """Load and verify the current version; raise if missing, corrupt or built with other settings."""
         path = Path(path)
-        manifest, version_dir = read_manifest(path)
         expected = {**settings.index_fingerprint(), "embedding_id": embeddings.model_id}
-        recorded = {**manifest["settings"], "embedding_id": manifest["embedding"]["model_id"]}
-        differences = {k: (recorded.get(k), v) for k, v in expected.items() if recorded.get(k) != v}
-        if differences:
-            raise IndexMismatchError(path, differences)
-        return cls(path, settings, embeddings, _load_snapshot(version_dir, manifest))
+
+        def load(version_dir: Path, manifest: dict[str, Any]) -> Snapshot:
+            recorded = {**manifest["settings"], "embedding_id": manifest["embedding"]["model_id"]}
+            differences = {k: (recorded.get(k), v) for k, v in expected.items() if recorded.get(k) != v}
+            if differences:
+                raise IndexMismatchError(path, differences)
+            return _load_snapshot(version_dir, manifest)
+
+        pointer, snapshot = _read_current(path, load)
+        return cls(path, settings, embeddings, snapshot, pointer)
 
     @classmethod
-    def create(cls, path: Path, settings: Settings, embeddings: DenseEmbeddings) -> "Index":
+    def create(cls, path: Path, settings: Settings, embeddings: DenseEmbeddings) -> Index:
         """A new, empty index in memory; the first :meth:`add` writes it (replacing any index at ``path``)."""
         empty = Snapshot.assemble(0, {}, [], [], [], FaissVectorStore(embeddings.dimension), 0)
         index = cls(Path(path), settings, embeddings, empty)
@@ -174,17 +190,13 @@ class Index:
         """Reload if another process published a newer version; True when reloaded.
 
         Cheap when nothing changed: it compares the small ``CURRENT`` pointer only."""
-        pointer = _read_pointer(self.path)
-        if self._fresh or pointer == self._pointer:
-            return False
         try:
-            manifest, version_dir = read_manifest(self.path)
-            snapshot = _load_snapshot(version_dir, manifest)
-        except (IndexStoreError, OSError) as error:  # OSError: a writer removed that version meanwhile
+            if self._fresh or _read_pointer(self.path) == self._pointer:
+                return False
+            self._pointer, self._snapshot = _read_current(self.path, _load_snapshot)
+        except (OSError, RuntimeError) as error:  # a damaged newer version: keep answering from this one
             log.warning("not reloading the index: %s", error)
             return False
-        self._snapshot = snapshot
-        self._pointer = pointer  # read before the manifest: a racing write only causes one more reload
         return True
 
     def find_documents(self, ref: str) -> list[str]:
@@ -322,6 +334,7 @@ class Index:
             fsync_path(staging)
             final = self.path / f"v{version:08d}"
             os.rename(staging, final)
+            fsync_path(self.path)  # the new directory's name is on disk before CURRENT can name it
             pointer = self.path / "CURRENT.tmp"
             write_text(pointer, f"{final.name} {sha256_file(final / 'manifest.json')}\n")
             os.replace(pointer, self.path / "CURRENT")
@@ -353,10 +366,10 @@ def _without(snapshot: Snapshot, gone: set[str]) -> Snapshot:
     )
 
 
-def _read_pointer(path: Path) -> str | None:
+def _read_pointer(path: Path) -> bytes | None:
     try:
-        return (path / "CURRENT").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        return (path / "CURRENT").read_bytes()
+    except FileNotFoundError:
         return None
 
 
@@ -372,21 +385,39 @@ def _remove_stale_versions(path: Path, keep: str) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def read_manifest(path: Path) -> tuple[dict[str, Any], Path]:
-    """The verified manifest of the current version and that version's directory."""
-    path = Path(path)
+def _read_current(path: Path, load: Callable[[Path, dict[str, Any]], _T]) -> tuple[bytes | None, _T]:
+    """``load(version_dir, manifest)`` of the verified current version, with the CURRENT it was named by.
+
+    A writer deletes the previous version right after replacing CURRENT, so a reader that read CURRENT
+    just before can find that version's files gone: not damage, a reason to read CURRENT again."""
+    attempts = _READ_ATTEMPTS
+    while True:
+        pointer = _read_pointer(path)
+        try:
+            version_dir, manifest = _verify(path, pointer)
+            return pointer, load(version_dir, manifest)
+        except (OSError, RuntimeError):  # IndexStoreError, and faiss failing to open a deleted file, are RuntimeErrors
+            attempts -= 1
+            if not attempts or _read_pointer(path) == pointer:
+                raise
+
+
+def _verify(path: Path, pointer: bytes | None) -> tuple[Path, dict[str, Any]]:
+    """The directory and checked manifest of the version that ``pointer``, the content of CURRENT, names."""
     rebuild = f"rebuild it with `rag index` (index directory: {path})"
-    pointer = path / "CURRENT"
-    if not pointer.is_file():
+    current = path / "CURRENT"
+    if pointer is None:
         raise IndexNotFoundError(f"no index at {path}; build one with `rag index`")
-    try:
-        name, digest = pointer.read_text(encoding="utf-8").split()
-    except (ValueError, UnicodeDecodeError) as error:
-        raise IndexCorruptError(f"{pointer} is damaged; {rebuild}") from error
+    match = _POINTER.fullmatch(pointer)
+    if match is None:
+        raise IndexCorruptError(f"{current} is damaged; {rebuild}")
+    name, digest = (group.decode("ascii") for group in match.groups())
     version_dir = path / name
     manifest_path = version_dir / "manifest.json"
     if not manifest_path.is_file() or sha256_file(manifest_path) != digest:
-        raise IndexCorruptError(f"{manifest_path} is missing or does not match its checksum; {rebuild}")
+        raise IndexCorruptError(
+            f"{manifest_path} is missing or does not match the checksum in {current} (either may be damaged); {rebuild}"
+        )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatchError(path, {"format_version": (manifest.get("format_version"), FORMAT_VERSION)})
@@ -394,16 +425,24 @@ def read_manifest(path: Path) -> tuple[dict[str, Any], Path]:
         file = version_dir / name
         if not file.is_file() or sha256_file(file) != expected:
             raise IndexCorruptError(f"{file} is missing or damaged (checksum mismatch); {rebuild}")
-    return manifest, version_dir
+    return version_dir, manifest
+
+
+def read_manifest(path: Path) -> tuple[dict[str, Any], Path]:
+    """The verified manifest of the current version and that version's directory."""
+    return _read_current(Path(path), lambda version_dir, manifest: (manifest, version_dir))[1]
 
 
 def read_documents(path: Path) -> list[Document]:
     """The documents stored in an index, whatever settings it was built with (for rebuilds)."""
-    _, version_dir = read_manifest(path)
-    return [
-        Document(row["id"], row["source"], row["text"], tuple(row["headlines"]))
-        for row in read_jsonl(version_dir / "documents.jsonl")
-    ]
+
+    def load(version_dir: Path, manifest: dict[str, Any]) -> list[Document]:
+        return [
+            Document(row["id"], row["source"], row["text"], tuple(row["headlines"]))
+            for row in read_jsonl(version_dir / "documents.jsonl")
+        ]
+
+    return _read_current(Path(path), load)[1]
 
 
 def _load_snapshot(version_dir: Path, manifest: dict[str, Any]) -> Snapshot:
