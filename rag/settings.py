@@ -85,7 +85,15 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key")
     )
     openai_model: str = Field("gpt-4o-mini", validation_alias=AliasChoices("RAG_OPENAI_MODEL", "openai_model"))
-    llm_timeout: float = Field(30.0, gt=0, description="Seconds before an LLM call is abandoned.")
+    llm_timeout: float = Field(
+        30.0, gt=0, description="Seconds before an LLM call is abandoned: the whole call, a streamed answer included."
+    )
+    llm_max_chars: int = Field(
+        2000, ge=1, description="A streamed LLM answer longer than this (characters) is abandoned as a runaway."
+    )
+    llm_concurrency: int = Field(
+        16, ge=1, description="Web page: LLM answers awaited at once; they do not hold up the extractive ones."
+    )
     llm_temperature: float = Field(0.0, ge=0, le=2)
 
     # --- web app ----------------------------------------------------------------------

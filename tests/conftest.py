@@ -55,18 +55,38 @@ def writable_index_dir(seed_index_dir: Path, tmp_path: Path) -> Path:
 class FakeChatServer:
     """A local HTTP server speaking OpenAI's /v1/chat/completions (JSON and SSE streaming).
 
-    ``reply`` is the answer text, or a function of the request body returning it; ``mode`` makes it
-    misbehave: "error" (HTTP 500), "garbage" (200 with a non-JSON body), "slow" (answers after ``delay`` s).
+    ``reply`` is the answer text, or a function of the request body returning it. ``mode`` makes it
+    misbehave (a request's ``model`` naming a mode overrides it, so one server can serve several):
+
+    - "error": HTTP 500; "garbage": 200 with a body that is not JSON (nor SSE);
+    - "bad_sse": 200, an event stream whose second event is not JSON;
+    - "slow": answers after ``delay`` seconds;
+    - "endless": streams ``piece`` every ``interval`` seconds and never finishes;
+    - "silent": starts a stream, then sends only SSE keep-alive comments every ``interval`` seconds;
+    - "reflect": HTTP 401 whose message repeats the request's Authorization header (as some servers do).
+
+    ``requests`` and ``headers`` (lower-case names) record what was asked; ``open_streams`` counts responses still being
+    written (an endless one ends when the client closes its connection, or after ``max_seconds``).
     """
+
+    MODES = ("ok", "error", "garbage", "bad_sse", "slow", "endless", "silent", "reflect")
 
     def __init__(self) -> None:
         import http.server
         import threading
+        import time
 
         self.requests: list[dict] = []
+        self.headers: list[dict[str, str]] = []
         self.reply = "根据现有资料无法回答该问题。"
         self.mode = "ok"
         self.delay = 3.0
+        self.piece = "很长"
+        self.interval = 0.05
+        self.max_seconds = 60.0
+        self.open_streams = 0
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -74,16 +94,29 @@ class FakeChatServer:
                 pass
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                fake.requests.append(body)
-                if fake.mode == "slow":
-                    import time
+                try:
+                    self._answer()
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up first
+                    pass
 
-                    time.sleep(fake.delay)
-                if fake.mode == "error":
+            def _answer(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with fake._lock:
+                    fake.requests.append(body)
+                    fake.headers.append({k.lower(): v for k, v in self.headers.items()})
+                mode = body.get("model") if body.get("model") in fake.MODES else fake.mode
+                if mode == "slow":
+                    fake._stopped.wait(fake.delay)
+                if mode == "error":
                     return self._send(500, "application/json", b'{"error": {"message": "boom", "type": "server_error"}}')
-                if fake.mode == "garbage":
+                if mode == "garbage":
                     return self._send(200, "application/json", b"<html>this is not json")
+                if mode == "reflect":
+                    message = f"Incorrect API key provided: {self.headers.get('Authorization')}"
+                    error = {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}
+                    return self._send(401, "application/json", json.dumps(error).encode())
+                if mode in ("bad_sse", "endless", "silent"):
+                    return self._misbehaving_stream(mode, body.get("model", "fake"))
                 text = fake.reply(body) if callable(fake.reply) else fake.reply
                 if body.get("stream"):
                     self._stream(text, body.get("model", "fake"))
@@ -102,6 +135,13 @@ class FakeChatServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _event(self, model: str, delta: dict, finish: str | None = None) -> bytes:
+                chunk = {
+                    "id": "cmpl-1", "object": "chat.completion.chunk", "created": 0, "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+                return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+
             def _stream(self, text: str, model: str) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -111,14 +151,37 @@ class FakeChatServer:
                     delta = {"content": piece} if piece is not None else {}
                     if i == 0:
                         delta["role"] = "assistant"
-                    chunk = {
-                        "id": "cmpl-1", "object": "chat.completion.chunk", "created": 0, "model": model,
-                        "choices": [{"index": 0, "delta": delta, "finish_reason": None if piece is not None else "stop"}],
-                    }
-                    self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+                    self.wfile.write(self._event(model, delta, None if piece is not None else "stop"))
                     self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
+
+            def _misbehaving_stream(self, mode: str, model: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                self.close_connection = True
+                with fake._lock:
+                    fake.open_streams += 1
+                try:
+                    self.wfile.write(self._event(model, {"role": "assistant", "content": fake.piece}))
+                    self.wfile.flush()
+                    if mode == "bad_sse":
+                        self.wfile.write(b'data: {"choices": [{"index": 0, "delta": {"content": "\xe6\x96\n\n')
+                        self.wfile.write(b"data: [DONE]\n\n")
+                        return
+                    ends = time.monotonic() + fake.max_seconds
+                    while time.monotonic() < ends and not fake._stopped.wait(fake.interval):
+                        if mode == "endless":
+                            self.wfile.write(self._event(model, {"content": fake.piece}))
+                        else:
+                            self.wfile.write(b": keep-alive\n\n")
+                        self.wfile.flush()
+                except OSError:  # the client closed the connection
+                    pass
+                finally:
+                    with fake._lock:
+                        fake.open_streams -= 1
 
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = True
@@ -132,7 +195,19 @@ class FakeChatServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
+    def wait_until(self, condition, timeout: float) -> bool:
+        """Whether ``condition(self)`` became true within ``timeout`` seconds."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not condition(self):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def close(self) -> None:
+        self._stopped.set()
         self._server.shutdown()
         self._server.server_close()
 

@@ -1,0 +1,199 @@
+"""Faults of the LLM endpoint: each one degrades to the extractive answer with a visible note, in time.
+
+The endpoint is a local fake server (conftest.FakeChatServer) that is down, slow, failing, garbled,
+never-ending or reflects the API key; everything else is the real assistant and the real page
+(served from this process over a private copy of the seeds index).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from gradio_client import Client
+from support import free_port, serve
+
+from rag import Assistant, Settings
+
+QUESTION = "黑龙江的边境线有多长？"
+TIMEOUT = 1.0  # llm_timeout of the assistant-level calls
+PAGE_TIMEOUT = 3.0  # llm_timeout of the page
+SLACK = 2.0  # for a busy machine: a fallback answer arrives within llm_timeout + SLACK
+SERVER_KEY = "sk-server-0f9e8d7c6b5a4"
+USER_KEY = "sk-user-1a2b3c4d5e6f7"
+
+#: fault → (the fake server's mode, or "down" for a closed port; what the note must say)
+FAULTS = {
+    "down": ("down", "无法连接"),
+    "http_500": ("error", "HTTP 500"),
+    "malformed_json": ("garbage", "无法解析"),
+    "malformed_sse": ("bad_sse", "无法解析"),
+    "slow": ("slow", "超时"),
+    "never_ending": ("endless", "超时"),
+    "keepalive_only": ("silent", "超时"),
+    "runaway_length": ("endless", "过长"),
+    "rejected_key": ("reflect", "HTTP 401"),
+}
+
+
+def endpoint(chat_server, fault: str) -> str:
+    """Make the fake server misbehave as ``fault``; the base URL to use."""
+    mode, _ = FAULTS[fault]
+    chat_server.delay = 30.0
+    chat_server.max_seconds = 10.0  # a stream nobody closes still ends (then the test fails on time)
+    if fault == "runaway_length":
+        chat_server.interval = 0.0  # as fast as it can
+    if mode == "down":
+        return f"http://127.0.0.1:{free_port()}/v1"
+    chat_server.mode = mode
+    return chat_server.base_url
+
+
+def assert_fallback(answer, fault: str) -> None:
+    assert answer.generator == "extractive (fallback)", answer.text
+    assert FAULTS[fault][1] in answer.note and "抽取式" in answer.note, answer.note
+    assert answer.text.startswith("2981公里") and answer.citations
+
+
+# ---------------------------------------------------------------------------- the assistant
+@pytest.mark.parametrize("fault", FAULTS)
+def test_assistant_falls_back_in_time(seed_assistant: Assistant, chat_server, fault: str) -> None:
+    llm = {"generator": "openai", "openai_base_url": endpoint(chat_server, fault), "openai_api_key": "sk-test"}
+    for streaming in (False, True):
+        started = time.perf_counter()
+        if streaming:
+            *_, answer = seed_assistant.stream(QUESTION, **llm, llm_timeout=TIMEOUT, llm_max_chars=300)
+        else:
+            answer = seed_assistant.ask(QUESTION, **llm, llm_timeout=TIMEOUT, llm_max_chars=300)
+        elapsed = time.perf_counter() - started
+        assert_fallback(answer, fault)
+        assert elapsed < TIMEOUT + SLACK, f"{fault}: {elapsed:.1f} s"
+    # the connection of a stream that was given up is closed, not left running
+    assert chat_server.wait_until(lambda server: server.open_streams == 0, 2.0)
+
+
+def test_closing_the_answer_stream_closes_the_connection(seed_assistant: Assistant, chat_server) -> None:
+    chat_server.mode = "endless"
+    llm = {"generator": "openai", "openai_base_url": chat_server.base_url, "openai_api_key": "sk-test"}
+    stream = seed_assistant.stream(QUESTION, **llm, llm_timeout=30)
+    assert next(stream) and next(stream)  # the answer is coming in
+    assert chat_server.open_streams == 1
+    stream.close()  # the reader went away
+    assert chat_server.wait_until(lambda server: server.open_streams == 0, 2.0)
+
+
+def test_a_long_answer_within_the_limits_is_kept(seed_assistant: Assistant, chat_server) -> None:
+    chat_server.reply = "黑龙江拥有2981公里的漫长边境线。[1]" * 8
+    llm = {"generator": "openai", "openai_base_url": chat_server.base_url, "openai_api_key": "sk-test"}
+    answer = seed_assistant.ask(QUESTION, **llm, llm_max_chars=len(chat_server.reply))
+    assert answer.generator == "openai" and answer.note is None
+
+
+# ---------------------------------------------------------------------------- the page
+@pytest.fixture(scope="module")
+def page(seed_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The page, with a key configured on the server, answering LLM questions within PAGE_TIMEOUT."""
+    index_dir = tmp_path_factory.mktemp("faults") / "index"
+    shutil.copytree(seed_index_dir, index_dir)
+    settings = Settings(index_dir=index_dir, port=free_port(), llm_timeout=PAGE_TIMEOUT, openai_api_key=SERVER_KEY)
+    with serve(Assistant.load(settings)) as url:
+        yield SimpleNamespace(url=url, index_dir=index_dir)
+
+
+def llm_chat(client: Client, base_url: str, *, key: str = "", model: str = "m", question: str = QUESTION):
+    """A ``/chat`` job asking the LLM at ``base_url`` (``model`` may name one of the fake server's modes)."""
+    return client.submit(question, 5, "hybrid", "openai", "auto", base_url, model, key, api_name="/chat")
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_page_shows_the_extractive_answer_with_a_note(page, chat_server, fault: str) -> None:
+    client = Client(page.url, verbose=False)
+    started = time.perf_counter()
+    html, _ = llm_chat(client, endpoint(chat_server, fault), key=USER_KEY).result(timeout=30)
+    elapsed = time.perf_counter() - started
+    note = html.split('<div class="rag-note">', 1)[-1].split("</div>", 1)[0]
+    assert FAULTS[fault][1] in note and "抽取式" in note, html[:500]
+    assert "2981公里" in html and "rag-error" not in html and "抽取式（备用）" in html
+    assert elapsed < PAGE_TIMEOUT + SLACK, f"{fault}: {elapsed:.1f} s"
+
+
+def test_page_answers_others_while_llm_calls_hang(page, chat_server) -> None:
+    """More LLM calls than the page's concurrency limit (4) hang; an extractive question is still answered."""
+    chat_server.delay = 60.0
+    clients = [Client(page.url, verbose=False) for _ in range(7)]
+    hanging = [llm_chat(c, chat_server.base_url, model=m) for c, m in zip(clients, ["slow", "endless"] * 3)]
+    try:
+        chat_server.wait_until(lambda server: len(server.requests) >= len(hanging), 1.5)
+        started = time.perf_counter()
+        html, _ = clients[-1].predict("广东省工信厅厅长是谁？", api_name="/chat")
+        elapsed = time.perf_counter() - started
+        assert "涂高坤" in html
+        assert not any(job.done() for job in hanging), f"answered only after LLM calls gave up ({elapsed:.1f} s)"
+        assert elapsed < 2.0
+    finally:
+        results = [job.result(timeout=PAGE_TIMEOUT + 10) for job in hanging]
+    for html, _ in results:  # and each hanging call ended with the fallback when its time was up
+        assert "超时" in html and "2981公里" in html
+
+
+def test_leaving_the_page_mid_answer_closes_the_llm_connection(page, chat_server) -> None:
+    job = llm_chat(Client(page.url, verbose=False), chat_server.base_url, model="endless")
+    assert chat_server.wait_until(lambda server: server.open_streams == 1, PAGE_TIMEOUT)
+    job.cancel()
+    # closed by the cancel, well before the page's own deadline would close it
+    assert chat_server.wait_until(lambda server: server.open_streams == 0, 1.5)
+
+
+def test_api_keys_are_never_logged_echoed_or_indexed(
+    seed_assistant: Assistant, seed_index_dir: Path, page, chat_server, caplog
+) -> None:
+    """The endpoint reflects the Authorization header into its error: the key must go no further."""
+    caplog.set_level(logging.DEBUG)
+    chat_server.mode = "reflect"
+    answer = seed_assistant.ask(
+        QUESTION, generator="openai", openai_base_url=chat_server.base_url, openai_api_key=USER_KEY
+    )
+    client = Client(page.url, verbose=False)
+    typed, _ = llm_chat(client, chat_server.base_url, key=USER_KEY).result(timeout=30)
+    configured, _ = llm_chat(client, chat_server.base_url, key="").result(timeout=30)  # the server's key
+    sent = [headers.get("authorization") for headers in chat_server.headers]
+    assert sent == [f"Bearer {USER_KEY}"] * 2 + [f"Bearer {SERVER_KEY}"]  # it did get, and reflect, them
+
+    shown = [answer.note, typed, configured]
+    assert all("HTTP 401" in text for text in shown)
+    for path in ("", "config", "gradio_api/info"):  # the page and what it tells the browser
+        with urllib.request.urlopen(page.url + path) as response:
+            shown.append(response.read().decode())
+    logged = [caplog.text, *(record.getMessage() for record in caplog.records)]
+    assert any("LLM call failed" in text for text in logged)
+    files = [p for folder in (seed_index_dir, page.index_dir) for p in folder.rglob("*") if p.is_file()]
+    assert files
+    for key in (USER_KEY, SERVER_KEY):
+        assert not any(key in text for text in shown), "a key is shown"
+        assert not any(key in text for text in logged), "a key is logged"
+        assert not any(key.encode() in p.read_bytes() for p in files), "a key is in the index"
+
+
+def test_a_follow_up_waits_at_most_one_budget_per_call(seed_assistant: Assistant, chat_server) -> None:
+    """Rewriting the follow-up and answering it are two calls; each gives up on its own deadline."""
+    chat_server.mode = "silent"  # even the non-streaming rewrite gets only keep-alives, for ever
+    chat_server.max_seconds = 10.0
+    started = time.perf_counter()
+    answer = seed_assistant.ask(
+        "它有多少户高新技术企业？",
+        [("哈尔滨新区是什么时候获批设立的？", "2015年12月。[1]")],
+        generator="openai",
+        openai_base_url=chat_server.base_url,
+        openai_api_key="sk-test",
+        llm_timeout=TIMEOUT,
+    )
+    assert time.perf_counter() - started < 2 * TIMEOUT + SLACK
+    assert len(chat_server.requests) == 2 and not chat_server.requests[0].get("stream")
+    assert answer.rewritten_question == "哈尔滨新区有多少户高新技术企业？"  # the heuristic's
+    assert answer.generator == "extractive (fallback)" and "超时" in answer.note and "1097户" in answer.text
+    assert chat_server.wait_until(lambda server: server.open_streams == 0, 2.0)
