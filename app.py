@@ -8,18 +8,24 @@ The page is thin: answers come from :class:`rag.assistant.Assistant`, documents 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+import anyio
 import gradio as gr
 
 from rag.assistant import Assistant
 from rag.cli import settings_from_args, settings_parser
+from rag.embeddings import EmbeddingError
+from rag.knowledge import NothingToIndexError
 from rag.settings import Settings
+from rag.store import IndexStoreError
 from rag.types import Answer
+from rag.validation import InputError
 from rag.web.library import COLUMNS, delete_document, document_choices, document_rows, rebuild
 from rag.web.render import CLICK_JS, CSS, Turn, conversation_html
 from rag.web.uploads import UPLOAD_TYPES, UploadResult, add_upload
@@ -38,6 +44,10 @@ FALLBACK_NOTE = "生成服务出错，以下是抽取式回答。"
 ERROR_MESSAGE = "抱歉，回答时出错了，请稍后再试。"
 STREAM_INTERVAL = 0.1  # seconds between page updates while an answer streams in
 UPLOAD_COLUMNS = ["文件", "状态", "说明"]
+#: Browser sessions whose state the server keeps (least recently used dropped first). Gradio keeps a
+#: copy of the page's config per session, about 85 KB for this page (measured), for 10 000 sessions by
+#: default: memory would grow by up to ~850 MB with visitors. 1 000 bounds it near 85 MB.
+SESSION_CAPACITY = 1000
 
 
 def history_of(turns: list[Turn]) -> list[dict[str, str]]:
@@ -49,11 +59,29 @@ def history_of(turns: list[Turn]) -> list[dict[str, str]]:
     return messages
 
 
+def close_when_idle(stream: Iterator, patience: float = 600) -> None:
+    """Close a generator as soon as no thread is running it (a cancelled step may still be in progress)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return stream.close()
+        except ValueError:  # "generator already executing"; its steps end at the latest at the LLM deadline
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def build_app(assistant: Assistant) -> gr.Blocks:
     settings = assistant.settings
     knowledge = assistant.knowledge
 
-    def chat(
+    # Answers are worked out in threads: at most `concurrency_limit` at a time that use the CPU, and
+    # apart from them at most `llm_concurrency` that wait on an LLM. The chat event itself has no
+    # queue limit, so questions kept waiting by a slow LLM do not hold up the extractive answers.
+    cpu = anyio.CapacityLimiter(settings.concurrency_limit)
+    llm = anyio.CapacityLimiter(settings.llm_concurrency)
+
+    async def chat(
         question: str,
         turns: list[Turn],
         k: float,
@@ -63,7 +91,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         base_url: str,
         model: str,
         api_key: str,
-    ) -> Iterator[tuple[str, list[Turn], str]]:
+    ) -> AsyncIterator[tuple[str, list[Turn], str]]:
         question = (question or "").strip()
         if not question:
             yield conversation_html(turns), turns, ""
@@ -73,15 +101,19 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         turns = [*turns, turn]
         yield conversation_html(turns), turns, ""
         overrides = {"k": int(k), "mode": mode, "answer_script": answer_script, "generator": generator}
+        limiter = cpu
         if generator == "openai":
+            limiter = llm
             overrides |= {
                 "openai_base_url": base_url or None,
                 "openai_model": model or None,
                 "openai_api_key": api_key or None,
             }
         shown = time.monotonic()
+        stream = None
         try:
-            for item in assistant.stream(question, history, **overrides):
+            stream = assistant.stream(question, history, **overrides)
+            while (item := await anyio.to_thread.run_sync(next, stream, None, limiter=limiter)) is not None:
                 if isinstance(item, Answer):
                     turn.answer = item
                     continue
@@ -89,22 +121,34 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 if time.monotonic() - shown >= STREAM_INTERVAL:
                     shown = time.monotonic()
                     yield conversation_html(turns), turns, ""
+            stream = None
+        except InputError as error:  # an overlong or symbol-only question: say what is wrong with it
+            turn.error = str(error)
         except Exception:  # the page shows a friendly message and the offline answer instead
             log.exception("answering failed; falling back to the extractive answer")
+            stream = None
             turn.partial = ""
+            extractive = functools.partial(assistant.ask, question, history, **{**overrides, "generator": "extractive"})
             try:
-                turn.answer = assistant.ask(question, history, **{**overrides, "generator": "extractive"})
+                turn.answer = await anyio.to_thread.run_sync(extractive, limiter=cpu)
                 turn.answer.note = FALLBACK_NOTE + (f"（{turn.answer.note}）" if turn.answer.note else "")
             except Exception:
                 log.exception("the extractive fallback failed too")
                 turn.error = ERROR_MESSAGE
+        finally:
+            if stream is not None:  # the reader left mid-answer: stop it (an LLM's connection is closed)
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(close_when_idle, stream)
         if turn.answer is None and turn.error is None:
             turn.error = ERROR_MESSAGE
         yield conversation_html(turns), turns, ""
 
     def ask(question: str, k: int = settings.k, mode: str = settings.mode) -> dict:
         """One answer as JSON (text with [n] markers, citations, passages); no conversation."""
-        return assistant.ask(question, None, k=k, mode=mode).to_dict()
+        try:
+            return assistant.ask(question, None, k=k, mode=mode).to_dict()
+        except InputError as error:  # gr.Error reaches the caller with its message; other errors do not
+            raise gr.Error(str(error)) from error
 
     def library_view() -> tuple[list[list], dict]:
         return document_rows(knowledge), gr.update(choices=document_choices(knowledge), value=None)
@@ -134,6 +178,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             report = rebuild(knowledge, progress=True)
         except FileNotFoundError as error:
             return *library_view(), f"未重建：{error}"
+        except NothingToIndexError:
+            return *library_view(), "未重建：语料和已上传文件中没有可读取的文件，知识库未改变"
         message = f"已重建：{len(knowledge.documents)} 个文档，{report.update.chunks_added} 个段落"
         if report.errors:
             message += f"；{len(report.errors)} 个文件无法读取"
@@ -207,7 +253,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             library_message = gr.Markdown(elem_id="library-message")
 
         chat_inputs = [question, turns_state, k, mode, generator, answer_script, base_url, model, api_key]
-        gr.on([question.submit, send.click], chat, chat_inputs, [conversation, turns_state, question], api_name="chat")
+        chat_outputs = [conversation, turns_state, question]
+        # No queue limit: the limiters above bound the work (see there).
+        gr.on([question.submit, send.click], chat, chat_inputs, chat_outputs, api_name="chat", concurrency_limit=None)
         clear.click(lambda: (conversation_html([]), []), None, [conversation, turns_state], api_name=False)
         generator.change(lambda g: gr.update(visible=g == "openai"), generator, llm_group, api_name=False)
         gr.api(ask, api_name="ask")
@@ -254,6 +302,7 @@ def launch(demo: gr.Blocks, settings: Settings, *, share: bool = False, block: b
         max_file_size=f"{int(settings.max_file_mb * 4)}mb",  # hard cap; the per-file limit is checked with a message
         css=CSS,
         footer_links=["api"],
+        state_session_capacity=SESSION_CAPACITY,
         prevent_thread_lock=not block,
         quiet=True,
     )
@@ -263,7 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, settings = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     print(f"正在加载知识库 {settings.index_dir}（首次运行会先建立索引，需要几分钟）…", flush=True)
-    assistant = Assistant.load(settings, progress=True)
+    try:
+        assistant = Assistant.load(settings, progress=True)
+    except (IndexStoreError, EmbeddingError) as error:  # a damaged index, a model that cannot be loaded
+        print(f"无法加载知识库：{error}", file=sys.stderr)
+        return 2
     print(f"知识库：{len(assistant.knowledge.documents)} 个文档", flush=True)
     assistant.ask(EXAMPLES[0])  # loads the tokenizer dictionary and caches now, not on the first visitor's question
     demo = build_app(assistant)

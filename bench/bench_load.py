@@ -1,156 +1,170 @@
-"""Load test of the chat page: N users ask at the same moment, each over its own Gradio session.
+"""Load test of the chat page: many users asking at once, then asking while files are uploaded and deleted.
 
-    python bench/bench_load.py                         # starts app.py on a free port, 20 users, 1 question each
-    python bench/bench_load.py --users 20 --rounds 3   # each user asks 3 questions in a row (a conversation)
-    python bench/bench_load.py --url http://127.0.0.1:7860/   # against a running app
+    python bench/bench_load.py                          # 50 users × 60 s, twice (see below), over a copy of the index
+    python bench/bench_load.py --users 20 --seconds 20 --uploads 4
+    python bench/bench_load.py --repeat 4               # phase 2 four times: does memory level off?
+    python bench/bench_load.py --url http://127.0.0.1:7860/ --pid 1234   # against a running app (it is changed!)
 
-Every user calls the page's own ``/chat`` endpoint (the same streaming handler the browser uses)
-with seed questions from examples/seeds_qa.jsonl. An answer counts as served when the page shows
-an answer or a refusal; anything else (an exception, the error message) counts as an error.
-Reports served, errors, latency p50/p95/max per question and the wall time of the whole run.
+Without ``--url`` it starts ``app.py`` on a free loopback port over a temporary copy of
+``--index-dir`` (default: indexes/default), so uploads never touch the real index.
+
+1. warm-up: every seed question (examples/seeds_qa.jsonl) once through ``/chat`` with nobody else
+   asking; these answers are the reference for "changed" below. Server RSS is read after it.
+2. phase "ask": ``--users`` users, each with its own Gradio session, ask seed questions through
+   ``/chat`` one after another for ``--seconds`` (a new conversation every ``--turns`` questions).
+3. phase "ask+upload": the same, while one more client uploads ``--uploads`` generated Chinese news
+   files (.txt/.md) through ``/upload``, checks each is answerable through ``/ask``, and deletes it
+   again through ``/delete`` (``--repeat`` runs this phase several times).
+
+Per phase: questions served, errors (count and first examples), answers that differ from the idle
+answer ("changed": a race between answering and indexing would show there), latency p50/p95/max
+per question (queueing included), upload and delete durations and outcomes, and the server's RSS
+(process and children, /proc/<pid>/status VmRSS) before and after. The run fails (exit status 1)
+on any error, on a failed upload or delete, on RSS growth beyond ``--bound-mb`` from after the
+warm-up to the end, and (with ``--repeat 3`` or more) when the last phase still grows by more than
+``--level-mb``: memory that does not level off is a leak.
+
+The default bound, 250 MB: the default run grew by 137-182 MB (2 cores; ~2 500 questions in ~550
+sessions, 6 uploads), and memory levelled off at +218 MB with ``--repeat 4`` (~6 000 questions,
+1 250 sessions, 30 uploads; the last two phases grew by 4 and 9 MB). It is Gradio's state per
+session (~85 KB, kept for at most app.SESSION_CAPACITY = 1 000 sessions, so ≤ ~85 MB) plus the
+working memory of 50 concurrent users and of indexing uploads, which the allocator keeps once it
+has been needed. Uploading and deleting the same files again adds nothing (measured over 30 cycles).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
-import socket
-import subprocess
+import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from gradio_client import Client
-
-from rag.eval.metrics import percentile
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the load driver is shared with tests/test_load.py
+
+from load_driver import PhaseReport, Users, baseline, library_work, news_files  # noqa: E402
+from support import app_process, rss_mb  # noqa: E402
+
 SEED_QA = ROOT / "examples" / "seeds_qa.jsonl"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with status {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"app.py did not open port {port} within {timeout:.0f} s")
-
-
-def start_app(index_dir: str | None, concurrency: int | None) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port)]
-    if index_dir:
-        command += ["--index-dir", index_dir]
-    if concurrency:
-        command += ["--concurrency-limit", str(concurrency)]
-    log = tempfile.NamedTemporaryFile("w+", prefix="bench_load_app_", suffix=".log", delete=False)
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process, timeout=600)
-    except Exception:
-        process.terminate()
-        print(Path(log.name).read_text(encoding="utf-8")[-3000:], file=sys.stderr)
-        raise
-    return process, f"http://127.0.0.1:{port}/"
-
-
-def user(url: str, questions: list[str], start: threading.Barrier, results: list[dict]) -> None:
-    try:
-        client = Client(url, verbose=False)
-    except Exception as error:  # a refused connection is an error of the run, not of the bench
-        results.append({"ok": False, "seconds": None, "error": f"connect: {error!r}"})
-        return
-    start.wait()
-    for question in questions:
-        began = time.perf_counter()
-        try:
-            html, _ = client.predict(question, api_name="/chat")
-            ok = "rag-answer" in html and "rag-error" not in html
-            results.append({"ok": ok, "seconds": time.perf_counter() - began, "error": None if ok else "error shown"})
-        except Exception as error:
-            results.append({"ok": False, "seconds": time.perf_counter() - began, "error": repr(error)})
-
-
-def run(url: str, users: int, rounds: int, seed: int) -> dict:
+def run(args: argparse.Namespace, url: str, pid: int | None, work: Path) -> dict:
     rows = [json.loads(line) for line in SEED_QA.read_text(encoding="utf-8").splitlines() if line.strip()]
-    pool = [row["question"] for row in rows]
-    rng = random.Random(seed)
-    results: list[dict] = []
-    start = threading.Barrier(users + 1)
-    threads = [
-        threading.Thread(target=user, args=(url, rng.sample(pool, rounds), start, results)) for _ in range(users)
-    ]
-    for thread in threads:
-        thread.start()
-    start.wait(timeout=300)
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - began
-    seconds = [r["seconds"] for r in results if r["ok"]]
-    errors = [r["error"] for r in results if not r["ok"]]
-    return {
-        "url": url,
-        "users": users,
-        "questions": users * rounds,
-        "served": len(seconds),
-        "errors": len(errors),
-        "error_samples": errors[:5],
-        "p50_s": round(percentile(seconds, 50), 3) if seconds else None,
-        "p95_s": round(percentile(seconds, 95), 3) if seconds else None,
-        "max_s": round(max(seconds), 3) if seconds else None,
-        "wall_s": round(wall, 3),
+    questions = [row["question"] for row in rows]
+    rss = (lambda: rss_mb(pid)) if pid else (lambda: None)
+
+    began = time.monotonic()
+    expected = baseline(url, questions)
+    rss_warm = rss()
+    warm = {
+        "questions": len(expected),
+        "seconds": round(time.monotonic() - began, 1),
+        "rss_mb": rss_warm and round(rss_warm, 1),
     }
+    users = Users(url, args.users, questions, turns=args.turns)
+
+    files = news_files(work, args.uploads, args.paragraphs)
+    plan = [("ask", None)] + [
+        (f"ask+upload{f' #{i + 1}' if args.repeat > 1 else ''}", library_work(url, files, deletes=len(files)))
+        for i in range(args.repeat if files else 0)
+    ]
+    phases = []
+    for name, during in plan:
+        phase = PhaseReport(name, args.users, args.seconds, rss_before_mb=rss())
+        users.run(phase, expected, during=during)
+        phase.rss_after_mb = rss()
+        phases.append(phase)
+        print(phase.summary(), flush=True)
+
+    report = {
+        "url": url,
+        "warm_up": warm,
+        "phases": [phase.to_dict() for phase in phases],
+        "bound_mb": args.bound_mb,
+    }
+    if pid:
+        report["rss_growth_mb"] = round(phases[-1].rss_after_mb - rss_warm, 1)
+    return report
+
+
+def checks(report: dict, args: argparse.Namespace) -> list[tuple[bool, str]]:
+    """(passed, what) for each thing the run must show."""
+    phases = report["phases"]
+    errors = sum(p["errors"] for p in phases)
+    ops = [op for p in phases for op in p["library"]]
+    failed_ops = [f"{op['kind']} {op['name']}" for op in ops if not op["ok"]]
+    results = [
+        (errors == 0, f"errors: {errors} of {sum(p['asked'] for p in phases)} questions"),
+        (
+            not failed_ops,
+            f"uploads and deletes: {len(ops) - len(failed_ops)} of {len(ops)} ok"
+            + (f", failed: {', '.join(failed_ops)}" if failed_ops else ""),
+        ),
+    ]
+    if "rss_growth_mb" in report:
+        growth = report["rss_growth_mb"]
+        results.append(
+            (growth <= args.bound_mb, f"RSS growth over the run: {growth:+} MB (bound {args.bound_mb:g} MB)")
+        )
+        if args.repeat >= 3:
+            last = phases[-1]["rss_growth_mb"]
+            results.append(
+                (last <= args.level_mb, f"RSS growth in the last phase: {last:+} MB (≤ {args.level_mb:g} MB)")
+            )
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="a running app; default: start app.py on a free loopback port")
-    parser.add_argument("--index-dir", help="index for the started app (default: RAG_INDEX_DIR / indexes/default)")
-    parser.add_argument("--concurrency-limit", type=int, help="the started app's queue concurrency limit")
-    parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=1, help="questions per user, asked one after another")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--pid", type=int, help="with --url: the app's process id, to read its memory")
+    parser.add_argument("--index-dir", type=Path, default=ROOT / "indexes" / "default", help="index to copy")
+    parser.add_argument("--concurrency-limit", type=int, help="the started app's --concurrency-limit")
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60, help="length of each phase")
+    parser.add_argument("--uploads", type=int, default=6, help="files uploaded (and deleted) in phase 2; 0: skip it")
+    parser.add_argument("--paragraphs", type=int, default=80, help="paragraphs per uploaded file")
+    parser.add_argument("--repeat", type=int, default=1, help="run phase 2 this many times (does memory level off?)")
+    parser.add_argument("--turns", type=int, default=5, help="questions per conversation")
+    parser.add_argument("--bound-mb", type=float, default=250, help="allowed RSS growth over the whole run")
+    parser.add_argument("--level-mb", type=float, default=30, help="allowed RSS growth in the last of 3+ phase 2s")
+    parser.add_argument("--json", action="store_true", help="also print the report as JSON")
     args = parser.parse_args(argv)
 
-    process = None
-    url = args.url
-    if url is None:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        process, url = start_app(args.index_dir, args.concurrency_limit)
+    work = Path(tempfile.mkdtemp(prefix="bench_load_"))
     try:
-        report = run(url, args.users, args.rounds, args.seed)
+        if args.url:
+            report = run(args, args.url, args.pid, work)
+        else:
+            command = []
+            if args.index_dir.exists():
+                shutil.copytree(args.index_dir, work / "index")
+            else:
+                print(f"{args.index_dir} does not exist: the app builds the index first", flush=True)
+            command += ["--index-dir", str(work / "index")]
+            if args.concurrency_limit:
+                command += ["--concurrency-limit", str(args.concurrency_limit)]
+            with app_process(command, log=work / "app.log", timeout=900) as app:
+                report = run(args, app.url, app.pid, work)
+                report["app_log_tail"] = app.log_tail(2000)
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=1))
-    else:
-        print(
-            f"{report['users']} users, {report['questions']} questions against {report['url']}: "
-            f"served {report['served']}, errors {report['errors']}; "
-            f"latency p50 {report['p50_s']} s, p95 {report['p95_s']} s, max {report['max_s']} s; "
-            f"wall {report['wall_s']} s"
-        )
-        for sample in report["error_samples"]:
-            print(f"  error: {sample}")
-    return 0 if report["errors"] == 0 else 1
+    warm = report["warm_up"]
+    print(f"warm-up: {warm['questions']} questions in {warm['seconds']} s; server RSS {warm['rss_mb'] or '?'} MB")
+    results = checks(report, args)
+    for passed, what in results:
+        print(f"{'ok    ' if passed else 'FAILED'} {what}")
+    if not all(passed for passed, _ in results):
+        if "app_log_tail" in report:
+            print(f"app.py log (end):\n{report['app_log_tail']}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
-from gradio_client.exceptions import AuthenticationError
+from gradio_client.exceptions import AppError, AuthenticationError
+from support import free_port, serve
 
 import app
 from rag import Answer, Chunk, Citation, Hit, KnowledgeBase, Settings
@@ -205,23 +202,14 @@ def test_rebuild_reads_corpus_and_uploads(writable_index_dir, tmp_path):
 
 
 # ---------------------------------------------------------------------------- the Gradio app over loopback
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(seed_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """The app on a free loopback port, over a private copy of the seeds index."""
     index_dir = tmp_path_factory.mktemp("app") / "index"
     shutil.copytree(seed_index_dir, index_dir)
-    settings = Settings(index_dir=index_dir, port=free_port())
-    demo = app.build_app(Assistant.load(settings))
-    _, url, _ = app.launch(demo, settings, block=False)
-    assert url.startswith("http://127.0.0.1:")
-    yield url
-    demo.close()
+    with serve(Assistant.load(Settings(index_dir=index_dir, port=free_port()))) as url:
+        assert url.startswith("http://127.0.0.1:")
+        yield url
 
 
 @pytest.fixture()
@@ -245,39 +233,31 @@ def test_unanswerable_question_is_refused_not_an_error(client):
     assert "rag-refusal" in html and "rag-error" not in html and "rag-cite" not in html
 
 
-class FailingLLM(BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint that is down."""
-
-    def do_POST(self):
-        self.send_response(500)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(json.dumps({"error": {"message": "internal error"}}).encode())
-
-    def log_message(self, *args):
-        pass
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [("黑龙江" * 3334, "问题太长"), ("😀🎉🔥", "没有可检索的文字"), ("\u200b\u200d", "没有可检索的文字")],
+    ids=["10000-chars", "emoji-only", "invisible-only"],
+)
+def test_a_bad_question_gets_its_own_message(client, question, message):
+    html, box = client.predict(question, api_name="/chat")
+    assert "rag-error" in html and message in html and app.ERROR_MESSAGE not in html
+    assert box == ""
 
 
-def test_llm_failure_falls_back_and_never_shows_the_key(client, caplog):
-    llm = ThreadingHTTPServer(("127.0.0.1", 0), FailingLLM)
-    threading.Thread(target=llm.serve_forever, daemon=True).start()
-    secret = "sk-test-5f1c2e9d"
-    try:
-        html, _ = client.predict(
-            "黑龙江的边境线有多长？",
-            5,
-            "hybrid",
-            "openai",
-            "auto",
-            f"http://127.0.0.1:{llm.server_port}/v1",
-            "m",
-            secret,
-            api_name="/chat",
-        )
-    finally:
-        llm.shutdown()
-    assert "rag-note" in html and "HTTP 500" in html and "抽取式" in html and "2981公里" in html
-    assert secret not in html and secret not in caplog.text
+@pytest.mark.parametrize(("k", "message"), [(0, "1 到 100"), (-5, "1 到 100"), (10**6, "1 到 100")])
+def test_the_ask_api_names_a_bad_k(client, k, message):
+    with pytest.raises(AppError, match=message):
+        client.predict("黑龙江的边境线有多长？", k, "hybrid", api_name="/ask")
+    assert "2981公里" in client.predict("黑龙江的边境线有多长？", 100, "hybrid", api_name="/ask")["text"]
+
+
+def test_a_damaged_index_stops_the_page_with_a_rebuild_hint(writable_index_dir, capsys):
+    name = (writable_index_dir / "CURRENT").read_text(encoding="utf-8").split()[0]
+    vectors = writable_index_dir / name / "vectors.faiss"
+    vectors.write_bytes(vectors.read_bytes()[:-100])
+    assert app.main(["--index-dir", str(writable_index_dir), "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "vectors.faiss" in err and "rag index" in err
 
 
 def test_upload_answer_and_delete(client, tmp_path):
@@ -338,12 +318,8 @@ def test_command_line_and_environment(monkeypatch):
 
 def test_login_is_required_when_configured(seed_knowledge):
     settings = Settings(index_dir=seed_knowledge.index.path, port=free_port(), auth_user="ann", auth_password="pw")
-    demo = app.build_app(Assistant(seed_knowledge, settings))
-    _, url, _ = app.launch(demo, settings, block=False)
-    try:
+    with serve(Assistant(seed_knowledge, settings)) as url:
         with pytest.raises(AuthenticationError):
             Client(url, verbose=False)
         answer = Client(url, auth=("ann", "pw"), verbose=False).predict("广东省工信厅厅长是谁？", api_name="/ask")
         assert "涂高坤" in answer["text"]
-    finally:
-        demo.close()

@@ -6,15 +6,11 @@ Chromium with Playwright. Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from support import app_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,34 +40,14 @@ UPLOAD_TEXT = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(seed_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """``python app.py`` on a free port over a private copy of the seeds index."""
     index_dir = tmp_path_factory.mktemp("browser") / "index"
     shutil.copytree(seed_index_dir, index_dir)
-    port = free_port()
-    log = (tmp_path_factory.getbasetemp() / "app.log").open("w+")
-    env = {**os.environ, "RAG_INDEX_DIR": str(index_dir), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 180
-    with socket.socket() as probe:
-        while probe.connect_ex(("127.0.0.1", port)) != 0:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                log.seek(0)
-                pytest.fail(f"app.py did not start:\n{log.read()[-3000:]}")
-            time.sleep(0.3)
-    yield f"http://127.0.0.1:{port}/"
-    process.terminate()
-    process.wait(timeout=30)
+    log = tmp_path_factory.getbasetemp() / "app.log"
+    with app_process(env={"RAG_INDEX_DIR": str(index_dir)}, log=log, timeout=180) as app:
+        yield app.url
 
 
 @pytest.fixture()

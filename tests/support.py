@@ -1,0 +1,121 @@
+"""Helpers shared by the tests and the load bench: free ports, ``app.py`` in a subprocess, its memory.
+
+Importable as ``support`` from any test (tests/ is on ``sys.path`` through its conftest) and from
+bench/ after ``sys.path.insert(0, "<repo>/tests")``. Test tooling only: nothing in ``rag`` imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def serve(assistant) -> Iterator[str]:
+    """The chat page over ``assistant`` served from this process (port ``assistant.settings.port``); its URL."""
+    import app
+
+    demo = app.build_app(assistant)
+    _, url, _ = app.launch(demo, assistant.settings, block=False)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+def free_port() -> int:
+    """A loopback TCP port that nothing listens on (at the moment of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class AppProcess:
+    """``python app.py`` running in a subprocess."""
+
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")[-chars:]
+
+    def rss_mb(self) -> float:
+        return rss_mb(self.pid)
+
+
+@contextmanager
+def app_process(
+    args: Sequence[str] = (), *, env: dict[str, str] | None = None, log: Path, timeout: float = 300
+) -> Iterator[AppProcess]:
+    """Start ``app.py`` on a free loopback port (``--port`` is added), wait until it listens, stop it after.
+
+    ``env`` entries are added to the environment (``OMP_NUM_THREADS`` defaults to 1: the machines
+    running the tests are small and shared). Raises ``RuntimeError`` with the log's tail if it does
+    not start.
+    """
+    port = free_port()
+    environment = {"OMP_NUM_THREADS": "1", **os.environ, **(env or {})}
+    command = [sys.executable, str(ROOT / "app.py"), *args, "--port", str(port)]
+    with log.open("w", encoding="utf-8") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    app = AppProcess(process, f"http://127.0.0.1:{port}/", log)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _listening(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"app.py did not start (status {process.poll()}):\n{app.log_tail()}")
+            time.sleep(0.2)
+        yield app
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB (from /proc, Linux only)."""
+    total_kb = 0
+    for each in [pid, *_descendants(pid)]:
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *_descendants(child)]
+    return found
