@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -88,10 +89,13 @@ class AnswerChain:
         if settings.generator == "openai" and request.hits:
             parts: list[str] = []
             try:
-                for delta in stream_answer(request.query, request.hits, settings):
-                    delta = in_script(delta, request.script)
-                    parts.append(delta)
-                    yield delta
+                # closing(): a reader who stops early closes the LLM's connection now, not whenever
+                # the abandoned generator is collected.
+                with closing(stream_answer(request.query, request.hits, settings)) as deltas:
+                    for delta in deltas:
+                        delta = in_script(delta, request.script)
+                        parts.append(delta)
+                        yield delta
                 request.draft = Draft("".join(parts), generator="openai")
             except LLMError as error:
                 draft = self._extractive.generate(request.query, request.hits, settings, request.script)
