@@ -59,6 +59,17 @@ def history_of(turns: list[Turn]) -> list[dict[str, str]]:
     return messages
 
 
+def llm_overrides(settings: Settings, base_url: str, model: str, api_key: str) -> dict[str, str | None]:
+    """The LLM settings a visitor typed. The server's own key goes only to the server's own endpoint:
+    sent to an address a visitor typed, it would hand the key to whoever runs that address."""
+    elsewhere = bool(base_url) and base_url != settings.openai_base_url
+    return {
+        "openai_base_url": base_url or None,
+        "openai_model": model or None,
+        "openai_api_key": api_key or ("" if elsewhere else None),  # "" means no key; None keeps the server's
+    }
+
+
 def close_when_idle(stream: Iterator, patience: float = 600) -> None:
     """Close a generator as soon as no thread is running it (a cancelled step may still be in progress)."""
     deadline = time.monotonic() + patience
@@ -100,15 +111,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         turn = Turn(question)
         turns = [*turns, turn]
         yield conversation_html(turns), turns, ""
-        overrides = {"k": int(k), "mode": mode, "answer_script": answer_script, "generator": generator}
+        # k goes through as sent: the assistant refuses 2.5 or text with a message rather than rounding it.
+        overrides = {"k": k, "mode": mode, "answer_script": answer_script, "generator": generator}
         limiter = cpu
         if generator == "openai":
             limiter = llm
-            overrides |= {
-                "openai_base_url": base_url or None,
-                "openai_model": model or None,
-                "openai_api_key": api_key or None,
-            }
+            overrides |= llm_overrides(settings, base_url, model, api_key)
         shown = time.monotonic()
         stream = None
         try:

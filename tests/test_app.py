@@ -244,6 +244,11 @@ def test_a_bad_question_gets_its_own_message(client, question, message):
     assert box == ""
 
 
+def test_a_fractional_k_on_the_chat_endpoint_is_refused_not_rounded(client):
+    html, _ = client.predict("黑龙江的边境线有多长？", 2.5, "hybrid", "extractive", "auto", "", "", "", api_name="/chat")
+    assert "rag-error" in html and "1 到 100" in html
+
+
 @pytest.mark.parametrize(("k", "message"), [(0, "1 到 100"), (-5, "1 到 100"), (10**6, "1 到 100")])
 def test_the_ask_api_names_a_bad_k(client, k, message):
     with pytest.raises(AppError, match=message):
