@@ -146,6 +146,7 @@ class Index:
         self.embeddings = embeddings
         self._snapshot = snapshot
         self._write_lock = threading.Lock()
+        self._swap_lock = threading.Lock()  # replacing snapshot and pointer together
         self._pointer = pointer
         self._fresh = False  # created in memory, not yet written: the first write replaces what is on disk
 
@@ -190,13 +191,18 @@ class Index:
         """Reload if another process published a newer version; True when reloaded.
 
         Cheap when nothing changed: it compares the small ``CURRENT`` pointer only."""
+        seen = self._pointer
         try:
-            if self._fresh or _read_pointer(self.path) == self._pointer:
+            if self._fresh or _read_pointer(self.path) == seen:
                 return False
-            self._pointer, self._snapshot = _read_current(self.path, _load_snapshot)
+            pointer, snapshot = _read_current(self.path, _load_snapshot)
         except (OSError, RuntimeError) as error:  # a damaged newer version: keep answering from this one
             log.warning("not reloading the index: %s", error)
             return False
+        with self._swap_lock:
+            if self._pointer != seen:  # a write (or another reload) in this process got there first: keep it
+                return False
+            self._pointer, self._snapshot = pointer, snapshot
         return True
 
     def find_documents(self, ref: str) -> list[str]:
@@ -342,8 +348,9 @@ class Index:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        self._snapshot = replace(snapshot, version=version)
-        self._pointer = _read_pointer(self.path)
+        with self._swap_lock:
+            self._snapshot = replace(snapshot, version=version)
+            self._pointer = _read_pointer(self.path)
         self._fresh = False
         _remove_stale_versions(self.path, keep=final.name)
 
@@ -371,6 +378,8 @@ def _read_pointer(path: Path) -> bytes | None:
         return (path / "CURRENT").read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as error:  # unreadable (permissions, a directory in its place): say so, with the fix
+        raise IndexCorruptError(f"cannot read {path / 'CURRENT'} ({error.strerror}); rebuild it with `rag index`") from error
 
 
 def _next_version(path: Path) -> int:
