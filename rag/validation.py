@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import unicodedata
 from typing import Any
 
@@ -29,10 +30,17 @@ def check_question(question: object, max_chars: int) -> str:
 
 def check_k(k: object) -> int:
     """A valid number of passages to retrieve, or :class:`InputError`."""
-    if isinstance(k, float) and k.is_integer():
+    problem = InputError(f"检索段落数 k 必须是 1 到 {MAX_K} 之间的整数（收到 {k!r}）。")
+    if isinstance(k, float) and k.is_integer():  # a web slider sends 5.0
         k = int(k)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise InputError(f"检索段落数 k 必须是 1 到 {MAX_K} 之间的整数（收到 {k!r}）。")
+    if isinstance(k, bool):
+        raise problem
+    try:
+        k = operator.index(k)  # int, numpy integers; not 2.5 or "5"
+    except TypeError:
+        raise problem from None
+    if not 1 <= k <= MAX_K:
+        raise problem
     return k
 
 

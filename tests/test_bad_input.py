@@ -82,7 +82,7 @@ BAD_FILES: list[tuple[str, str, Callable[[], bytes], str, str]] = [
     ("ideographic-spaces-only", "spaces.txt", lambda: "\u3000\u3000\n\u200b".encode(), "no_text", "没有可读的文字"),
     ("png-renamed-txt", "photo.txt", lambda: _noise(4096, nul=True), "binary", "二进制"),
     ("elf-renamed-md", "notes.md", lambda: b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 8, "binary", "二进制"),
-    ("invalid-utf16", "broken16.txt", lambda: codecs.BOM_UTF16_LE + b"\x00\xd8A", "bad_encoding", "编码"),
+    ("invalid-utf16", "broken16.txt", lambda: codecs.BOM_UTF16_LE + b"\x00\xd8A", "broken_text", "损坏的字节"),
     ("50mb-text", "huge.txt", lambda: "黑龙江新闻报道。\n".encode() * (FIFTY_MB // 25), "too_large", "文件过大"),
     ("executable", "tool.exe", lambda: b"MZ\x90\x00\x03", "unsupported_type", "不支持的文件类型"),
     ("no-extension", "README", lambda: "说明文字".encode(), "unsupported_type", "不支持的文件类型"),

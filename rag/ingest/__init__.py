@@ -74,7 +74,7 @@ def load_file(path: str | Path, max_bytes: int | None = None) -> Document:
         data = path.read_bytes()
     except OSError as error:
         detail = error.strerror or str(error)
-        raise IngestError(str(path), "missing", f"cannot read file ({detail})", detail=detail) from error
+        raise IngestError(str(path), "unreadable", f"cannot read file ({detail})", detail=detail) from error
     return load_bytes(data, str(path), max_bytes)
 
 

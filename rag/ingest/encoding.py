@@ -29,7 +29,9 @@ def decode(data: bytes, source: str) -> tuple[str, str]:
             try:
                 return data.decode(encoding), encoding
             except UnicodeDecodeError as error:
-                raise IngestError(source, "bad_encoding", f"invalid {encoding} text ({error.reason})") from error
+                raise IngestError(
+                    source, "broken_text", f"invalid {encoding} text ({error.reason})", encoding=encoding.upper()
+                ) from error
     if b"\x00" in data[:8192]:
         raise IngestError(source, "binary", "looks like a binary file, not text")
     try:

@@ -6,11 +6,12 @@ from typing import Literal
 
 IngestProblem = Literal[
     "unsupported_type",
-    "missing",
+    "unreadable",
     "empty",
     "too_large",
     "binary",
     "bad_encoding",
+    "broken_text",
     "no_text",
     "bad_docx",
     "zip_bomb",
@@ -21,11 +22,12 @@ IngestProblem = Literal[
 #: What the page says for each problem; ``{…}`` fields come from the error's details.
 MESSAGES_ZH: dict[str, str] = {
     "unsupported_type": "不支持的文件类型 {suffix}；支持：{supported}",
-    "missing": "无法读取文件（{detail}）",
+    "unreadable": "无法读取文件（{detail}）",
     "empty": "文件是空的",
     "too_large": "文件过大（{size_mb:.1f} MB），上限为 {limit_mb:g} MB",
     "binary": "这不是文本文件（看起来是二进制文件）",
-    "bad_encoding": "无法识别文件的文字编码（已尝试 UTF-8、UTF-16、GB18030、Big5）",
+    "bad_encoding": "无法识别文件的文字编码（已尝试 UTF-8、GB18030、Big5）",
+    "broken_text": "文件的文字编码有误：按 {encoding} 读取时遇到损坏的字节",
     "no_text": "文件中没有可读的文字",
     "bad_docx": "不是有效的 .docx 文件（文件可能已损坏）",
     "zip_bomb": "文件解压后过大（{size_mb:.0f} MB），已拒绝",
