@@ -19,7 +19,6 @@ from gradio_client import Client
 from support import free_port, serve
 
 import app
-
 from rag import Assistant, Settings
 
 QUESTION = "黑龙江的边境线有多长？"
