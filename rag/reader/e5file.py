@@ -67,13 +67,13 @@ class E5File:
         pos += 20
         (bloblen,) = struct.unpack_from("<Q", self._data, pos)
         pos += 8
-        offs = np.frombuffer(self._data, "<u4", n + 1, pos)
+        offs = np.frombuffer(self._data, "<u4", n + 1, pos).tolist()
         pos += 4 * (n + 1)
         scores = np.frombuffer(self._data, "<f4", n, pos).copy()
         pos += 4 * n
         blob = bytes(self._data[pos : pos + bloblen])
         pos += bloblen
-        pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8", "replace") for i in range(n)]
+        pieces = [blob[a:b].decode("utf-8", "replace") for a, b in zip(offs, offs[1:])]
         n_norm, nm_bytes = struct.unpack_from("<iI", self._data, pos)
         pos += 8
         normalization: dict[str, str] = {}

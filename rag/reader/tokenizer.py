@@ -25,10 +25,11 @@ class Tokenizer:
     def __init__(self, vocabulary: Vocabulary) -> None:
         self.vocabulary = vocabulary
         self.bos, self.eos, self.pad, self.unk = vocabulary.bos, vocabulary.eos, vocabulary.pad, vocabulary.unk
-        self._pieces = {piece: (i, float(score)) for i, (piece, score) in enumerate(zip(vocabulary.pieces, vocabulary.scores))}
+        self._ids = dict(zip(vocabulary.pieces, range(len(vocabulary.pieces))))
         for special in (self.bos, self.eos, self.pad, self.unk):
-            self._pieces.pop(vocabulary.pieces[special], None)
-        self._longest = max(len(piece) for piece in self._pieces)
+            self._ids.pop(vocabulary.pieces[special], None)
+        self._scores = vocabulary.scores.tolist()
+        self._longest = max(map(len, self._ids))
         self._unk_score = float(vocabulary.scores.min()) - 10.0
         self._normalization = vocabulary.normalization
 
@@ -50,16 +51,16 @@ class Tokenizer:
         best = [float("-inf")] * (n + 1)
         back: list[tuple[int, int]] = [(0, -1)] * (n + 1)  # (start, piece id or -1 for unknown)
         best[0] = 0.0
-        pieces, longest = self._pieces, self._longest
+        ids_of, scores, longest = self._ids, self._scores, self._longest
         for i in range(n):
             if best[i] == float("-inf"):
                 continue
             base = best[i]
             for end in range(i + 1, min(n, i + longest) + 1):
-                found = pieces.get(normalized[i:end])
-                if found is not None and base + found[1] > best[end]:
-                    best[end] = base + found[1]
-                    back[end] = (i, found[0])
+                found = ids_of.get(normalized[i:end])
+                if found is not None and base + scores[found] > best[end]:
+                    best[end] = base + scores[found]
+                    back[end] = (i, found)
             if base + self._unk_score > best[i + 1]:
                 best[i + 1] = base + self._unk_score
                 back[i + 1] = (i, -1)

@@ -16,10 +16,17 @@ from typing import Any
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_PATH = WEIGHTS_DIR / "reader.safetensors"
 RESTORE_HINT = "reinstall the package (pip install --force-reinstall rag-news-zh) or retrain: python bench/train_reader.py"
-LICENCE = (
-    "Fine-tuned from multilingual-e5-small (MIT) on CMRC 2018 dev (CC BY-SA 4.0; Cui et al., EMNLP 2019) and "
-    "DRCD dev (CC BY-SA 3.0; Shao et al., 2018); these weights are shared under CC BY-SA 4.0."
-)
+#: Attribution of the data sets a reader may be trained on (their licences carry over to the weights).
+SOURCES = {
+    "cmrc2018": "CMRC 2018 dev (CC BY-SA 4.0; Cui et al., A Span-Extraction Dataset for Chinese Machine Reading "
+    "Comprehension, EMNLP 2019)",
+    "drcd": "DRCD dev (CC BY-SA 3.0; Shao et al., DRCD: a Chinese Machine Reading Comprehension Dataset, 2018)",
+}
+
+
+def licence(trained_on: list[str]) -> str:
+    sources = "; ".join(SOURCES[name.split()[0]] for name in trained_on)
+    return f"Fine-tuned from multilingual-e5-small (MIT) on {sources}. These weights are shared under CC BY-SA 4.0."
 
 
 class ReaderWeightsError(RuntimeError):
@@ -44,6 +51,7 @@ def save_weights(head, config, path: Path = WEIGHTS_PATH, *, trained_on: list[st
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: value.detach().to("cpu").half().contiguous() for name, value in head.state_dict().items()}
     save_file(tensors, str(path))
+    path.chmod(0o644)  # package data: readable by every user of an installed copy
     digest = _sha256(path)
     manifest = {
         "format": 1,
@@ -53,7 +61,7 @@ def save_weights(head, config, path: Path = WEIGHTS_PATH, *, trained_on: list[st
         "trained_on": trained_on,
         "training": asdict(config),
         "sha256": digest,
-        "licence": LICENCE,
+        "licence": licence(trained_on),
     }
     manifest_path(path).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return digest
