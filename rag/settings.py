@@ -13,7 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
-GeneratorName = Literal["extractive", "openai"]
+GeneratorName = Literal["extractive", "rules", "openai"]
 AnswerScript = Literal["auto", "simplified", "traditional"]
 
 #: Name of the bundled, offline embedding model.
@@ -74,9 +74,19 @@ class Settings(BaseSettings):
     reranker: str | None = Field(None, description="sentence-transformers CrossEncoder name or path; off when empty.")
 
     # --- answering --------------------------------------------------------------------
-    generator: GeneratorName = "extractive"
+    generator: GeneratorName = Field(
+        "extractive",
+        description="'extractive' (the learned reader, offline), 'rules' (hand-written span rules) or 'openai' (an LLM).",
+    )
+    reader_weights: Path | None = Field(
+        None, description="Extractive: the reader's weights (.safetensors); the bundled ones when empty."
+    )
+    reader_passages: int = Field(3, ge=1, le=MAX_K, description="Extractive: passages the reader reads (best first).")
+    reader_threshold: float = Field(
+        0.0, description="Extractive: refuse unless the best span beats the reader's no-answer score by this much."
+    )
     answer_script: AnswerScript = "auto"
-    refusal_threshold: float = Field(0.35, ge=0, le=1, description="Extractive: minimum evidence score to answer.")
+    refusal_threshold: float = Field(0.35, ge=0, le=1, description="Rules: minimum evidence score to answer.")
     max_answer_sentences: int = Field(2, ge=1)
     openai_base_url: str | None = Field(
         None, validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL", "openai_base_url")

@@ -103,6 +103,7 @@ class Answer:
     rewritten_question: str | None = None  # set when a follow-up was made standalone
     generator: str = "extractive"
     note: str | None = None  # e.g. "LLM unavailable, extractive fallback"
+    span: str | None = None  # the short answer that leads the text (a number, name, date …), when there is one
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,6 +116,7 @@ class Answer:
             "rewritten_question": self.rewritten_question,
             "generator": self.generator,
             "note": self.note,
+            "span": self.span,
             "timings": {k: round(v, 6) for k, v in self.timings.items()},
         }
 

@@ -23,6 +23,7 @@ from .citations import attach, repair
 from .draft import Draft
 from .extractive import ExtractiveGenerator
 from .history import Turn
+from .reader import ReaderGenerator
 from .openai import LLMError, rewrite_question, stream_answer
 from .script import REFUSAL, in_script, refusal
 
@@ -50,9 +51,10 @@ class Request:
 
 
 class AnswerChain:
-    def __init__(self, retriever: Callable[[Settings], Retriever], extractive: ExtractiveGenerator) -> None:
+    def __init__(self, retriever: Callable[[Settings], Retriever], rules: ExtractiveGenerator) -> None:
         self._retriever = retriever
-        self._extractive = extractive
+        self._rules = rules
+        self._reader = ReaderGenerator(rules)
 
     # ------------------------------------------------------------------ stages
     def rewrite(self, request: Request) -> Request:
@@ -98,15 +100,19 @@ class AnswerChain:
                         yield delta
                 request.draft = Draft("".join(parts), generator="openai")
             except LLMError as error:
-                draft = self._extractive.generate(request.query, request.hits, settings, request.script)
-                draft.note = f"{error}，已改用抽取式答案。"
-                draft.generator = "extractive (fallback)"
+                draft = self._offline(request)
+                draft.note = f"{error}，已改用抽取式答案。" + (f"{draft.note}" if draft.note else "")
+                draft.generator = f"{draft.generator} (fallback)"
                 request.draft = draft
                 yield ("\n\n" if parts else "") + draft.text
         else:
-            request.draft = self._extractive.generate(request.query, request.hits, settings, request.script)
+            request.draft = self._offline(request)
             yield request.draft.text
         request.timings["generate"] = time.perf_counter() - started
+
+    def _offline(self, request: Request) -> Draft:
+        generator = self._rules if request.settings.generator == "rules" else self._reader
+        return generator.generate(request.query, request.hits, request.settings, request.script)
 
     def finish(self, request: Request) -> Answer:
         """Check and repair the citations; build the :class:`Answer`."""
@@ -121,7 +127,7 @@ class AnswerChain:
             citations = attach(text, request.hits, draft.quotes)
             # Nothing cited means the passages do not say it; an answer whose words and quotes miss the
             # question's terms is off topic (e.g. it obeyed an instruction planted in a document).
-            on_topic = self._extractive.relevance(request.query, text + "".join(c.quote for c in citations))
+            on_topic = self._rules.relevance(request.query, text + "".join(c.quote for c in citations))
             refused = not used or (not draft.checked and on_topic < MIN_RELEVANCE)
         if refused:
             text, citations = refusal(request.script), []
@@ -135,6 +141,7 @@ class AnswerChain:
             rewritten_question=request.rewritten,
             generator=draft.generator,
             note=draft.note,
+            span=None if refused else draft.span,
             timings=dict(request.timings),
         )
 

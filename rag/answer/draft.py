@@ -12,4 +12,5 @@ class Draft:
     quotes: dict[int, tuple[int, int]] = field(default_factory=dict)  # n -> supporting span in passage n's clean text
     generator: str = "extractive"
     note: str | None = None
+    span: str | None = None  # the short answer leading the text, in the answer's script
     checked: bool = False  # True when every marker is known to be right (extractive drafts)

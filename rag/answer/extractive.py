@@ -1,4 +1,4 @@
-"""The offline generator: query-focused sentence selection, leading with the asked-for span.
+"""The rules generator: query-focused sentence selection, leading with the asked-for span.
 
 The answer is one or two sentences from the passages, each ending with its [n]. When the question asks
 for a number, person, place, organisation or time, the answer starts with that span. Weak evidence
@@ -34,7 +34,8 @@ def _shown(evidence: Evidence, script: str) -> str:
     return text if is_traditional(text) == (script == "traditional") else in_script(text, script)
 
 
-def _end(text: str, n: int) -> str:
+def ended(text: str, n: int) -> str:
+    """``text`` closed with sentence punctuation and the marker ``[n]``."""
     text = text.rstrip()
     if text and text[-1] not in "。！？!?…”」":
         text += "。"
@@ -56,7 +57,7 @@ class ExtractiveGenerator:
         q = analyze(question)
         ranked = self.evidence(q, hits)
         if not ranked or ranked[0].score < settings.refusal_threshold:
-            return Draft(refusal(script), refused=True, checked=True)
+            return Draft(refusal(script), refused=True, checked=True, generator="rules")
         best = ranked[0]
         chosen = [best]
         if settings.max_answer_sentences > 1 and q.kind == "other":
@@ -67,18 +68,20 @@ class ExtractiveGenerator:
                     chosen.append(other)
                     break
         chosen.sort(key=lambda e: (e.n, e.start))
-        parts = [_end(_shown(e, script), e.n) for e in chosen]
+        span = None
+        parts = [ended(_shown(e, script), e.n) for e in chosen]
         if best.span is not None:
             lead = best.span.text
             if q.many:
                 lead = "、".join(dict.fromkeys(s.text for s in _all_spans(q, best)))
             lead = in_script(lead, script)
             parts[0] = f"{lead}：{parts[0]}"
+            span = lead
         quotes: dict[int, tuple[int, int]] = {}
         for e in chosen:  # one quote per passage: two sentences of the same passage make one span
             start, end = quotes.get(e.n, (e.start, e.end))
             quotes[e.n] = (min(start, e.start), max(end, e.end))
-        return Draft("".join(parts), quotes=quotes, checked=True)
+        return Draft("".join(parts), quotes=quotes, checked=True, generator="rules", span=span)
 
 
 def _all_spans(q: Question, evidence: Evidence) -> list[Span]:

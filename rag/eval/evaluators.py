@@ -14,6 +14,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..answer.citations import MARKER
 from ..types import Answer, Chunk, Hit
 from .datasets import EvalItem
 from .metrics import (
@@ -126,6 +127,10 @@ class RetrievalEvaluator:
         return [mean([hit_at_k(r["relevance"], k) for r in rows]) or 0.0 for k in range(1, self.ks[-1] + 1)]
 
 
+def _without_markers(text: str) -> str:
+    return MARKER.sub("", text)
+
+
 class AnswerEvaluator:
     """Answer, refusal and citation quality, answer length and per-stage latency for an ask
     function ``question -> Answer``."""
@@ -168,6 +173,9 @@ class AnswerEvaluator:
             "contains": contains_gold(answer.text, item.golds) if answered else 0.0,
             "f1": best_f1(answer.text, item.golds) if answered else 0.0,
             "em": exact_match(answer.text, item.golds) if answered else 0.0,
+            # The short answer the text leads with (the whole text when there is none), scored alone.
+            "span_f1": best_f1(answer.span or _without_markers(answer.text), item.golds) if answered else 0.0,
+            "span_em": exact_match(answer.span or _without_markers(answer.text), item.golds) if answered else 0.0,
             "length": len(answer.text),
             "citations": cited,
             # Precision: cited passages that are relevant. Recall: evidence pieces (quotes, gold
@@ -191,6 +199,8 @@ class AnswerEvaluator:
             "contains_gold": mean([r["contains"] for r in answerable]),
             "f1": mean([r["f1"] for r in answerable]),
             "em": mean([r["em"] for r in answerable]),
+            "span_f1": mean([r["span_f1"] for r in answerable]),
+            "span_em": mean([r["span_em"] for r in answerable]),
             **refusal_scores([r["refused"] for r in rows], [r["answerable"] for r in rows]),
             "citation_precision": mean([r["citation_precision"] for r in rows]),
             "citation_recall": mean([r["citation_recall"] for r in rows]),

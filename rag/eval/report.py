@@ -24,6 +24,8 @@ ANSWER_ROWS = [
     ("answers", "contains_gold", "contains gold"),
     ("answers", "f1", "char F1"),
     ("answers", "em", "exact match"),
+    ("answers", "span_f1", "leading-span F1"),
+    ("answers", "span_em", "leading-span EM"),
     ("answers", "refusal_precision", "refusal precision"),
     ("answers", "refusal_recall", "refusal recall"),
     ("answers", "refusal_rate", "refusal rate"),

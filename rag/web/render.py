@@ -92,12 +92,11 @@ def sources_html(answer: Answer, turn: int) -> str:
 
 
 def generator_label(name: str) -> str:
-    """``extractive``, ``extractive (fallback)`` or ``openai`` as the page says them."""
+    """``extractive``, ``rules``, ``openai`` and their fallbacks as the page says them."""
     if name.startswith("openai"):
         return "大模型"
-    if name.startswith("extractive"):
-        return "抽取式（备用）" if "fallback" in name else "抽取式"
-    return name
+    label = {"extractive": "阅读模型抽取", "rules": "规则抽取"}.get(name.split(" ")[0], name)
+    return f"{label}（备用）" if "(" in name else label
 
 
 def _footer_html(answer: Answer) -> str:

