@@ -1,0 +1,69 @@
+"""Request bodies over a size limit are refused with 413 before they are read into memory.
+
+The declared ``Content-Length`` is checked first; a body sent without one (chunked) is counted as
+it arrives and refused once it passes the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import ApiError, error_response
+
+#: JSON requests (chat with its history, retrieve, MCP calls): far more than any valid request needs.
+MAX_JSON_BYTES = 1024 * 1024
+#: Room for the multipart framing around an uploaded file.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"The request body is larger than {limit} bytes.", code="request_too_large")
+
+
+class BodyLimit:
+    """ASGI middleware: ``limit_for(path)`` bytes at most per request body."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        try:
+            declared = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            await error_response(_too_large(limit))(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # An HTTPException passes through FastAPI's body parsing as it is (other errors become 400).
+                    raise HTTPException(413, _too_large(limit).message)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except HTTPException as error:  # raised where no handler turned it into a response
+            if started or error.status_code != 413:
+                raise
+            await error_response(_too_large(limit))(scope, receive, send)
