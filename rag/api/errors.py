@@ -25,14 +25,16 @@ _TYPES = {
 }
 
 
-class ApiError(Exception):
-    """An HTTP error with a message for the API's caller."""
+class ApiError(HTTPException):
+    """An HTTP error with a message for the API's caller.
+
+    An ``HTTPException``, so that one raised while FastAPI reads a body (see :mod:`.limits`) keeps its status."""
 
     def __init__(
         self, status: int, message: str, *, code: str | None = None, param: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(status, message, headers)
         self.status = status
         self.message = message
         self.code = code

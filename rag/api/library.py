@@ -93,7 +93,7 @@ def router(context: Context) -> APIRouter:
         knowledge = context.assistant(kb).knowledge
         results = []
         for item in files:
-            name = Path(item.filename or "upload").name
+            name = item.filename or "upload"  # as the user named it; the stored name is made safe
             with tempfile.TemporaryDirectory(prefix="rag-upload-") as folder:
                 path = await context.workers.run(context.workers.writes, _save, item, Path(folder))
                 size = path.stat().st_size

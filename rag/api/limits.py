@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, error_response
@@ -52,8 +51,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    # An HTTPException passes through FastAPI's body parsing as it is (other errors become 400).
-                    raise HTTPException(413, _too_large(limit).message)
+                    raise _too_large(limit)  # an HTTPException: FastAPI's body parsing lets it through as it is
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -63,7 +61,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except HTTPException as error:  # raised where no handler turned it into a response
-            if started or error.status_code != 413:
+        except ApiError as error:  # raised where no handler turned it into a response
+            if started:
                 raise
-            await error_response(_too_large(limit))(scope, receive, send)
+            await error_response(error)(scope, receive, send)
