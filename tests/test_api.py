@@ -208,8 +208,13 @@ def test_upload_body_over_the_limit_is_413(http: httpx.Client, api_settings: Set
 # ---------------------------------------------------------------------------- access
 def test_keys_are_required(http: httpx.Client, api_url: str) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789abcdef"}, {"Authorization": RW_KEY}):
-        for method, path in (("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/retrieve"),
-                             ("GET", "/v1/documents"), ("POST", "/mcp")):
+        for method, path in (
+            ("GET", "/v1/models"),
+            ("POST", "/v1/chat/completions"),
+            ("POST", "/v1/retrieve"),
+            ("GET", "/v1/documents"),
+            ("POST", "/mcp"),
+        ):
             response = http.request(method, path, headers=headers, json={})
             assert response.status_code == 401, (method, path, response.text)
             assert response.headers["www-authenticate"] == "Bearer"
@@ -237,7 +242,9 @@ def test_read_only_keys_read_but_cannot_write(http: httpx.Client, api_settings: 
 def test_key_syntax() -> None:
     keys = parse_keys(SecretStr(" a" * 0 + "first-key-0123456789, ro:second-key-0123456789 ,rw:third-key-0123456789,"))
     assert [(k.secret, k.read_only) for k in keys] == [
-        ("first-key-0123456789", False), ("second-key-0123456789", True), ("third-key-0123456789", False)
+        ("first-key-0123456789", False),
+        ("second-key-0123456789", True),
+        ("third-key-0123456789", False),
     ]
     assert "first-key" not in repr(keys)
     for bad in ("short", ",,", "ro:short-but-ok,long-enough-key-0123"):
@@ -252,7 +259,9 @@ def test_unknown_model_is_404(client: openai.OpenAI, http: httpx.Client) -> None
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": QUESTIONS[0]}])
     assert "nope" in str(caught.value) and "default" in str(caught.value)
-    assert _error(http.post("/v1/retrieve", headers=AUTH, json={"query": "x", "kb": "nope"}))["code"] == "model_not_found"
+    assert (
+        _error(http.post("/v1/retrieve", headers=AUTH, json={"query": "x", "kb": "nope"}))["code"] == "model_not_found"
+    )
     assert http.get("/v1/documents?kb=nope", headers=AUTH).status_code == 404
 
 
@@ -265,11 +274,20 @@ def test_unknown_model_is_404(client: openai.OpenAI, http: httpx.Client) -> None
         (json.dumps({"model": "default", "messages": []}).encode(), "messages is empty"),
         (json.dumps({"model": "default", "messages": [{"role": "bot", "content": "hi"}]}).encode(), "role"),
         (json.dumps({"model": "default", "messages": [{"role": "user", "content": "  "}]}).encode(), "问题不能为空"),
-        (json.dumps({"model": "default", "messages": [{"role": "assistant", "content": "hi"}]}).encode(), "last message"),
+        (
+            json.dumps({"model": "default", "messages": [{"role": "assistant", "content": "hi"}]}).encode(),
+            "last message",
+        ),
         (json.dumps({"model": "default", "messages": [{"role": "user", "content": "长" * 1001}]}).encode(), "问题太长"),
         (json.dumps({"model": "default", "k": 0, "messages": [{"role": "user", "content": "hi"}]}).encode(), "k 必须"),
-        (json.dumps({"model": "default", "k": 2.5, "messages": [{"role": "user", "content": "hi"}]}).encode(), "k 必须"),
-        (json.dumps({"model": "default", "mode": "x", "messages": [{"role": "user", "content": "hi"}]}).encode(), "mode"),
+        (
+            json.dumps({"model": "default", "k": 2.5, "messages": [{"role": "user", "content": "hi"}]}).encode(),
+            "k 必须",
+        ),
+        (
+            json.dumps({"model": "default", "mode": "x", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+            "mode",
+        ),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
@@ -282,8 +300,12 @@ def test_bad_chat_bodies_are_400(http: httpx.Client, body: bytes, message: str, 
 
 
 def test_bad_retrieve_bodies_are_400(http: httpx.Client) -> None:
-    for body, message in (({"query": ""}, "问题不能为空"), ({"query": "x" * 1001}, "问题太长"),
-                          ({"query": "边境线", "k": 101}, "k 必须"), ({"question": "边境线"}, "query")):
+    for body, message in (
+        ({"query": ""}, "问题不能为空"),
+        ({"query": "x" * 1001}, "问题太长"),
+        ({"query": "边境线", "k": 101}, "k 必须"),
+        ({"question": "边境线"}, "query"),
+    ):
         response = http.post("/v1/retrieve", headers=AUTH, json=body)
         assert response.status_code == 400 and message in _error(response)["message"], response.text
 
@@ -297,7 +319,9 @@ def test_ten_megabyte_body_is_413(http: httpx.Client) -> None:
         for _ in range(10):
             yield b"x" * (1024 * 1024)
 
-    response = http.post("/v1/chat/completions", headers={**AUTH, "Content-Type": "application/json"}, content=chunked())
+    response = http.post(
+        "/v1/chat/completions", headers={**AUTH, "Content-Type": "application/json"}, content=chunked()
+    )
     assert response.status_code == 413 and _error(response)["code"] == "request_too_large"
     assert http.post("/mcp", headers=AUTH, content=huge.encode()).status_code == 413
 
@@ -306,12 +330,18 @@ def test_ten_megabyte_body_is_413(http: httpx.Client) -> None:
 def test_a_client_leaving_mid_stream_frees_its_slot(seed_knowledge, chat_server) -> None:
     """One LLM slot: streams abandoned mid-answer must each give it back (and close the LLM's connection)."""
     settings = seed_knowledge.settings.with_overrides(
-        generator="openai", openai_base_url=chat_server.base_url, llm_concurrency=1, llm_timeout=120,
+        generator="openai",
+        openai_base_url=chat_server.base_url,
+        llm_concurrency=1,
+        llm_timeout=120,
         llm_max_chars=100_000,
     )
     assistant = Assistant(seed_knowledge, settings)
     body = {"model": "default", "stream": True, "messages": [{"role": "user", "content": QUESTIONS[0]}]}
-    with serve_api(create_api(SingleAssistant(assistant), settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with (
+        serve_api(create_api(SingleAssistant(assistant), settings)) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
         chat_server.mode = "endless"
         for _ in range(3):  # more than the one slot
             with http.stream("POST", "/v1/chat/completions", json=body) as response:  # no keys configured here

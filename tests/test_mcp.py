@@ -3,13 +3,11 @@ over streamable HTTP (``/mcp`` on the API, behind the API keys)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import anyio
 import httpx
-import pytest
 from api_serving import API_KEYS, RO_KEY, serve_api
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -65,7 +63,7 @@ async def _exercise(session: ClientSession, assistant: Assistant) -> None:
     assert (await session.call_tool("search", {"question": ""})).is_error
 
 
-def test_stdio(seed_index_dir: Path, seed_assistant: Assistant) -> None:
+def test_stdio(seed_index_dir: Path, seed_assistant: Assistant, tmp_path: Path) -> None:
     server = StdioServerParameters(
         command=sys.executable,
         args=["-m", "rag", "mcp"],
@@ -73,12 +71,12 @@ def test_stdio(seed_index_dir: Path, seed_assistant: Assistant) -> None:
         cwd=str(ROOT),
     )
 
-    async def main() -> None:
-        with open(os.devnull, "w") as errors:
-            async with stdio_client(server, errlog=errors) as (read, write), ClientSession(read, write) as session:
-                await _exercise(session, seed_assistant)
+    async def main(errors) -> None:
+        async with stdio_client(server, errlog=errors) as (read, write), ClientSession(read, write) as session:
+            await _exercise(session, seed_assistant)
 
-    anyio.run(main)
+    with (tmp_path / "mcp.log").open("w") as errors:  # the server's log, kept out of the test's output
+        anyio.run(main, errors)
 
 
 def test_streamable_http_behind_the_keys(seed_knowledge, seed_assistant: Assistant) -> None:
@@ -103,7 +101,8 @@ def test_streamable_http_behind_the_keys(seed_knowledge, seed_assistant: Assista
                 json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
             )
             assert response.status_code == 401 and response.json()["error"]["code"] in (
-                "missing_api_key", "invalid_api_key"
+                "missing_api_key",
+                "invalid_api_key",
             )
 
 

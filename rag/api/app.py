@@ -14,6 +14,7 @@ so serve this app itself (not as a sub-application) for ``/mcp`` to work.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -22,9 +23,12 @@ from ..settings import Settings
 from . import chat, errors, library
 from .context import Context
 from .limits import MAX_JSON_BYTES, MULTIPART_OVERHEAD, BodyLimit
-from .mcp_server import build_mcp, mount_mcp
+from .mcp_server import MCP_PATH, build_mcp, mcp_routes
 from .provider import AssistantProvider
 
+log = logging.getLogger(__name__)
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: Upload requests may hold several files: the page's own hard cap, four times the per-file limit.
 UPLOADS_PER_REQUEST = 4
 
@@ -35,8 +39,9 @@ def create_api(assistants: AssistantProvider, settings: Settings | None = None) 
     Raises ``ValueError`` for a malformed ``RAG_API_KEYS`` (the message does not contain the keys)."""
     settings = settings or Settings()
     context = Context.create(assistants, settings)
-    server = build_mcp(context)
-    sessions = None
+    if not context.keys.enabled and settings.host not in LOOPBACK:
+        log.warning("the API on %s needs no key: set RAG_API_KEYS before exposing it", settings.host)
+    mcp, sessions = mcp_routes(build_mcp(context), context)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,17 +52,20 @@ def create_api(assistants: AssistantProvider, settings: Settings | None = None) 
         title="rag-news-zh API",
         description="OpenAI-compatible chat over the knowledge bases (citations in the `rag` field), retrieval, "
         "documents, and MCP at /mcp.",
+        routes=mcp,
         lifespan=lifespan,
     )
     errors.install(api)
     api.include_router(chat.router(context))
     api.include_router(library.router(context))
-    sessions = mount_mcp(api, server, context)
 
     upload_limit = UPLOADS_PER_REQUEST * settings.max_file_bytes + MULTIPART_OVERHEAD
 
-    def body_limit(path: str) -> int:
-        return upload_limit if path.rstrip("/") == "/v1/documents" else MAX_JSON_BYTES
+    def body_limit(path: str) -> int | None:
+        if path.rstrip("/") == "/v1/documents":
+            return upload_limit
+        # The page mounted on the same app has its own limits (its uploads are files, not JSON).
+        return MAX_JSON_BYTES if path.startswith(("/v1/", MCP_PATH)) else None
 
     api.add_middleware(BodyLimit, limit_for=body_limit)
     api.state.context = context

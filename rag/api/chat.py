@@ -96,7 +96,9 @@ def router(context: Context) -> APIRouter:
         """The knowledge bases, as models."""
         return {
             "object": "list",
-            "data": [{"id": name, "object": "model", "created": 0, "owned_by": "rag"} for name in context.provider.names()],
+            "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "rag"} for name in context.provider.names()
+            ],
         }
 
     @api.post("/v1/chat/completions", response_model=None)

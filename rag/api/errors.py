@@ -31,7 +31,12 @@ class ApiError(HTTPException):
     An ``HTTPException``, so that one raised while FastAPI reads a body (see :mod:`.limits`) keeps its status."""
 
     def __init__(
-        self, status: int, message: str, *, code: str | None = None, param: str | None = None,
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(status, message, headers)
@@ -43,8 +48,9 @@ class ApiError(HTTPException):
 
 
 def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": _TYPES.get(status, "invalid_request_error"), "param": param,
-                      "code": code}}
+    return {
+        "error": {"message": message, "type": _TYPES.get(status, "invalid_request_error"), "param": param, "code": code}
+    }
 
 
 def error_response(error: ApiError) -> JSONResponse:

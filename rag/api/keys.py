@@ -64,8 +64,9 @@ class KeyRing:
         challenge = {"WWW-Authenticate": "Bearer"}
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key",
-                           headers=challenge)
+            raise ApiError(
+                401, "Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key", headers=challenge
+            )
         sent = token.strip().encode()
         found = None
         for key in self._keys:  # every key is compared, so timing does not tell which one nearly matched
@@ -79,8 +80,9 @@ class KeyRing:
         """As :meth:`check`, and a 403 :class:`ApiError` for a read-only key."""
         key = self.check(authorization)
         if key is not None and key.read_only:
-            raise ApiError(403, "This API key is read-only: it cannot upload or delete documents.",
-                           code="read_only_key")
+            raise ApiError(
+                403, "This API key is read-only: it cannot upload or delete documents.", code="read_only_key"
+            )
         return key
 
 

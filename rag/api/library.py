@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, UploadFile
 from pydantic import BaseModel, ConfigDict
@@ -82,10 +82,14 @@ def router(context: Context) -> APIRouter:
     async def list_documents(kb: str = DEFAULT_KB) -> dict[str, Any]:
         """The documents of knowledge base ``kb``, newest first."""
         knowledge = context.assistant(kb).knowledge
-        return {"object": "list", "kb": kb, "data": await context.workers.run(context.workers.cpu, document_rows, knowledge)}
+        return {
+            "object": "list",
+            "kb": kb,
+            "data": await context.workers.run(context.workers.cpu, document_rows, knowledge),
+        }
 
     @api.post("/v1/documents", dependencies=[Depends(context.writer)])
-    async def upload(files: list[UploadFile] = File(...), kb: str = DEFAULT_KB) -> dict[str, Any]:
+    async def upload(files: Annotated[list[UploadFile], File()], kb: str = DEFAULT_KB) -> dict[str, Any]:
         """Add files (multipart field ``files``, one or more); each gets its own result.
 
         200 when at least one file was added (or was already there); otherwise the first failure's
@@ -98,10 +102,16 @@ def router(context: Context) -> APIRouter:
                 path = await context.workers.run(context.workers.writes, _save, item, Path(folder))
                 size = path.stat().st_size
                 result = await context.workers.run(context.workers.writes, add_upload, knowledge, path, name)
-            results.append({
-                "name": result.name, "ok": result.ok, "message": result.message, "id": result.doc_id,
-                "chunks": result.chunks, "bytes": size,
-            })
+            results.append(
+                {
+                    "name": result.name,
+                    "ok": result.ok,
+                    "message": result.message,
+                    "id": result.doc_id,
+                    "chunks": result.chunks,
+                    "bytes": size,
+                }
+            )
         if not any(r["ok"] for r in results):
             status = 413 if all(r["bytes"] > knowledge.settings.max_file_bytes for r in results) else 400
             message = "；".join(f"{r['name']}：{r['message']}" for r in results)
@@ -114,8 +124,12 @@ def router(context: Context) -> APIRouter:
         knowledge = context.assistant(kb).knowledge
         knowledge.index.refresh()
         if doc_id not in knowledge.index.snapshot.documents:
-            raise ApiError(404, f"No document with id {doc_id!r} in knowledge base {kb!r}.", code="document_not_found",
-                           param="doc_id")
+            raise ApiError(
+                404,
+                f"No document with id {doc_id!r} in knowledge base {kb!r}.",
+                code="document_not_found",
+                param="doc_id",
+            )
         message = await context.workers.run(context.workers.writes, delete_document, knowledge, doc_id)
         return {"id": doc_id, "object": "document.deleted", "deleted": True, "message": message}
 

@@ -23,17 +23,17 @@ def _too_large(limit: int) -> ApiError:
 
 
 class BodyLimit:
-    """ASGI middleware: ``limit_for(path)`` bytes at most per request body."""
+    """ASGI middleware: ``limit_for(path)`` bytes at most per request body (``None``: not limited here)."""
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int | None]) -> None:
         self.app = app
         self.limit_for = limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        limit = self.limit_for(scope["path"]) if scope["type"] == "http" else None
+        if limit is None:
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         try:
             declared = int(headers.get(b"content-length", b"0"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
@@ -20,7 +19,8 @@ from ..settings import MAX_K, Settings
 from ..validation import InputError
 from .context import Context
 from .keys import RequireKey
-from .library import document_rows, search as search_passages
+from .library import document_rows
+from .library import search as search_passages
 from .provider import DEFAULT_KB, SingleAssistant
 
 #: Where the streamable-HTTP transport is served on the API.
@@ -165,20 +165,21 @@ def build_mcp(context: Context) -> MCPServer:
     return server
 
 
-def mount_mcp(app: FastAPI, server: MCPServer, context: Context) -> Any:
-    """Serve ``server`` over streamable HTTP at :data:`MCP_PATH` of ``app`` (behind the API keys).
-
-    Returns the session manager, whose ``run()`` must be entered in ``app``'s lifespan."""
+def mcp_routes(server: MCPServer, context: Context) -> tuple[list[Route], Any]:
+    """Routes serving ``server`` over streamable HTTP at :data:`MCP_PATH`, behind the API keys, and
+    the session manager, whose ``run()`` must be entered in the serving app's lifespan."""
     transport = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,  # each call stands alone: nothing to keep per client, any worker can answer
         json_response=True,
         host=context.settings.host,  # on loopback the SDK also checks Host/Origin (DNS rebinding)
     )
-    for route in transport.routes:
-        if isinstance(route, Route):
-            app.router.routes.append(Route(route.path, RequireKey(route.endpoint, context.keys), methods=route.methods))
-    return server.session_manager
+    routes = [
+        Route(route.path, RequireKey(route.endpoint, context.keys), methods=route.methods)
+        for route in transport.routes
+        if isinstance(route, Route)
+    ]
+    return routes, server.session_manager
 
 
 def serve_stdio(settings: Settings) -> None:
