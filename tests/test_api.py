@@ -355,3 +355,21 @@ def test_a_client_leaving_mid_stream_frees_its_slot(seed_knowledge, chat_server)
         response = http.post("/v1/chat/completions", json={**body, "stream": False})
         assert response.status_code == 200
         assert "2981" in response.json()["choices"][0]["message"]["content"]
+
+
+def test_a_stream_the_citation_check_changes_ends_with_the_checked_answer(seed_knowledge, chat_server) -> None:
+    """An LLM draft without citations is streamed, then replaced by the refusal: the stream says so."""
+    from rag.answer import REFUSAL
+    from rag.api.chat import CHECKED
+
+    settings = seed_knowledge.settings.with_overrides(generator="openai", openai_base_url=chat_server.base_url)
+    chat_server.reply = "火星上有三座城市。"  # cites nothing
+    client_body = {"model": "default", "messages": [{"role": "user", "content": "火星上有几座城市？"}]}
+    with serve_api(create_api(SingleAssistant(Assistant(seed_knowledge, settings)), settings)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        chunks = list(client.chat.completions.create(**client_body, stream=True))
+        whole = client.chat.completions.create(**client_body)
+    content = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
+    assert content == "火星上有三座城市。" + CHECKED + REFUSAL
+    assert chunks[-1].model_extra["rag"]["text"] == REFUSAL and chunks[-1].model_extra["rag"]["refused"]
+    assert whole.choices[0].message.content == REFUSAL

@@ -3,7 +3,9 @@
 Each knowledge base is a model. The last user message is the question, the earlier user/assistant
 turns its history (system messages are ignored: the assistant answers from its documents only).
 The answer's text carries the ``[n]`` markers; the citations travel in an extra top-level field
-``rag`` of the response, or of the final chunk of a stream (see :func:`rag_extra`).
+``rag`` of the response, or of the final chunk of a stream (see :func:`rag_extra`). A stream sends
+the generator's draft as it comes; when the citation check then changes it, one more delta adds
+:data:`CHECKED` and the checked answer, which is also ``rag.text``.
 Beyond OpenAI's fields a request may set ``k`` (passages retrieved) and ``mode`` (hybrid, dense, bm25).
 """
 
@@ -27,6 +29,9 @@ from .context import Context
 from .errors import ApiError, error_body
 
 log = logging.getLogger(__name__)
+
+#: Precedes the checked answer in a stream whose draft the citation check changed (as `rag chat` shows it).
+CHECKED = "\n\n（核对引用后）"
 
 
 class ContentPart(BaseModel):
@@ -139,12 +144,13 @@ def router(context: Context) -> APIRouter:
 
         async def events() -> AsyncIterator[str]:
             yield event({"role": "assistant", "content": ""})
-            answer = None
+            answer, streamed = None, []
             try:
                 async for item in context.workers.iterate(limiter, stream):
                     if isinstance(item, Answer):
                         answer = item
                     else:
+                        streamed.append(item)
                         yield event({"content": item})
             except Exception:
                 log.exception("answering a streamed chat request failed")
@@ -152,6 +158,10 @@ def router(context: Context) -> APIRouter:
                 # OpenAI clients raise an error for an event that holds "error".
                 yield f"data: {json.dumps(error_body(500, 'Answering failed; please retry.'), ensure_ascii=False)}\n\n"
                 return
+            if "".join(streamed).strip() != answer.text:
+                # The citation check changed the streamed draft (an uncited LLM claim became the refusal):
+                # clients that only concatenate the content must see the checked answer too.
+                yield event({"content": CHECKED + answer.text})
             yield event({}, "stop", rag=rag_extra(answer))
             yield "data: [DONE]\n\n"
 

@@ -93,6 +93,11 @@ def install(app: FastAPI) -> None:
         detail = error.detail if isinstance(error.detail, str) else "Request failed."
         return error_response(ApiError(error.status_code, detail, headers=getattr(error, "headers", None)))
 
+    async def crash(request: Request, error: Exception) -> JSONResponse:
+        # Logged by Starlette with its traceback; the caller gets no internals.
+        return error_response(ApiError(500, "Internal error while answering; please retry.", code="internal_error"))
+
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, crash)
