@@ -4,6 +4,7 @@ streaming), LangChain's ``ChatOpenAI`` in an LCEL chain, and httpx for the error
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -206,7 +207,8 @@ def test_upload_body_over_the_limit_is_413(http: httpx.Client, api_settings: Set
 
 
 # ---------------------------------------------------------------------------- access
-def test_keys_are_required(http: httpx.Client, api_url: str) -> None:
+def test_keys_are_required(http: httpx.Client, api_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789abcdef"}, {"Authorization": RW_KEY}):
         for method, path in (
             ("GET", "/v1/models"),
@@ -223,6 +225,8 @@ def test_keys_are_required(http: httpx.Client, api_url: str) -> None:
             assert "wrong-key" not in response.text and RW_KEY not in response.text  # never echoed
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{api_url}/v1", api_key="wrong-key-0123456789abcdef", max_retries=0).models.list()
+    assert http.get("/v1/models", headers=AUTH).status_code == 200
+    assert "wrong-key" not in caplog.text and RW_KEY not in caplog.text  # never logged
 
 
 def test_read_only_keys_read_but_cannot_write(http: httpx.Client, api_settings: Settings, api_url: str) -> None:
