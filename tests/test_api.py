@@ -337,23 +337,24 @@ def test_a_client_leaving_mid_stream_frees_its_slot(seed_knowledge, chat_server)
         generator="openai",
         openai_base_url=chat_server.base_url,
         llm_concurrency=1,
-        llm_timeout=120,
+        llm_timeout=300,
         llm_max_chars=100_000,
     )
     assistant = Assistant(seed_knowledge, settings)
     body = {"model": "default", "stream": True, "messages": [{"role": "user", "content": QUESTIONS[0]}]}
     with (
         serve_api(create_api(SingleAssistant(assistant), settings)) as url,
-        httpx.Client(base_url=url, timeout=30) as http,
+        httpx.Client(base_url=url, timeout=120) as http,
     ):
-        chat_server.mode = "endless"
+        chat_server.mode, chat_server.max_seconds = "endless", 600  # only a closed connection ends these streams
         for _ in range(3):  # more than the one slot
             with http.stream("POST", "/v1/chat/completions", json=body) as response:  # no keys configured here
                 assert response.status_code == 200
                 lines = response.iter_lines()
                 pieces = [next(lines) for _ in range(8)]
                 assert any(chat_server.piece in line for line in pieces)
-            assert chat_server.wait_until(lambda fake: fake.open_streams == 0, timeout=20)
+            # a generous bound for a loaded machine, well before llm_timeout or max_seconds would end the stream
+            assert chat_server.wait_until(lambda fake: fake.open_streams == 0, timeout=90)
         chat_server.mode = "ok"
         chat_server.reply = "黑龙江拥有2981公里的漫长边境线[1]。"
         response = http.post("/v1/chat/completions", json={**body, "stream": False})

@@ -111,7 +111,7 @@ def router(context: Context) -> APIRouter:
         """Answer the last user message from knowledge base ``model``, with citations in ``rag``."""
         assistant = context.assistant(body.model)
         question, history = conversation(body.messages)
-        overrides = {"k": body.k, "mode": body.mode}
+        overrides = {name: value for name, value in (("k", body.k), ("mode", body.mode)) if value is not None}
         limiter = context.workers.for_answers(assistant)
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         try:

@@ -58,6 +58,11 @@ def search(knowledge: KnowledgeBase, query: str, k: Any, mode: Any) -> list[dict
     return [hit.to_dict() for hit in knowledge.search(query, k=settings.k, mode=settings.mode)]
 
 
+def _has_document(knowledge: KnowledgeBase, doc_id: str) -> bool:
+    knowledge.index.refresh()  # it may have been added or removed by another process
+    return doc_id in knowledge.index.snapshot.documents
+
+
 def _save(upload: UploadFile, folder: Path) -> Path:
     path = folder / "upload"
     with path.open("wb") as out:
@@ -122,8 +127,7 @@ def router(context: Context) -> APIRouter:
     async def delete(doc_id: str, kb: str = DEFAULT_KB) -> dict[str, Any]:
         """Remove a document by its id (and its saved upload)."""
         knowledge = context.assistant(kb).knowledge
-        knowledge.index.refresh()
-        if doc_id not in knowledge.index.snapshot.documents:
+        if not await context.workers.run(context.workers.cpu, _has_document, knowledge, doc_id):
             raise ApiError(
                 404,
                 f"No document with id {doc_id!r} in knowledge base {kb!r}.",
