@@ -217,6 +217,13 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         history.append((question, answer.text))
 
 
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from .api.mcp_server import serve_stdio  # needs the `mcp` SDK; only this command loads it
+
+    serve_stdio(settings)
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Settings], int], str]] = {
     "index": (cmd_index, "build a new index from files/folders (default: the corpus setting, seeds/)"),
     "add": (cmd_add, "add files to the index (unchanged files are skipped)"),
@@ -225,6 +232,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Settings], int], str]] =
     "search": (cmd_search, "retrieve passages for a question"),
     "ask": (cmd_ask, "answer a question with citations"),
     "chat": (cmd_chat, "interactive conversation in the terminal (follow-ups keep context)"),
+    "mcp": (cmd_mcp, "serve the knowledge base to MCP clients over stdio (tools: search, ask, list_documents)"),
     "eval": (cmd_eval, "evaluate retrieval and answers on a QA set, several configs side by side"),
 }
 
@@ -249,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
     sub.add_parser("chat", parents=[common], help=COMMANDS["chat"][1])
+    sub.add_parser("mcp", parents=[common], help=COMMANDS["mcp"][1])
     evaluation = sub.add_parser("eval", parents=[common], help=COMMANDS["eval"][1])
     evaluation.add_argument("--dataset", required=True, type=Path, help="QA set: our JSONL or SQuAD-style JSON")
     evaluation.add_argument("--format", choices=["jsonl", "squad"], help="default: from the file")

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     auth_password: SecretStr | None = None
     concurrency_limit: int = Field(4, ge=1)
 
+    # --- HTTP API and MCP -------------------------------------------------------------
+    api_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated bearer keys for the HTTP API and MCP over HTTP (environment only); "
+        "'ro:KEY' is a read-only key (no upload or delete). Unset: no key is asked for.",
+    )
+
     def with_overrides(self, **overrides: Any) -> "Settings":
         """A copy with the given fields replaced (``None`` values are ignored), validated."""
         data = self.model_dump()

@@ -58,7 +58,7 @@ def test_index_files_are_data_formats_only(seed_index_dir: Path) -> None:
 
 def test_secrets_have_no_command_line_flags(capsys: pytest.CaptureFixture) -> None:
     assert build_parser().parse_args(["list", "--index-dir", "x"]).setting_index_dir == Path("x")
-    for flag in ("--openai-api-key", "--auth-password"):
+    for flag in ("--openai-api-key", "--auth-password", "--api-keys"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["list", flag, KEY])
         assert "unrecognized arguments" in capsys.readouterr().err
