@@ -1,8 +1,10 @@
-"""Shared fixtures: one index over the seeds, built once per test session."""
+"""Shared fixtures: one index over the seeds, built once per test run (shared by pytest-xdist's workers)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -23,9 +25,20 @@ def seed_qa() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def seed_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A read-only index of seeds/ built with the default settings. Copy it before changing it."""
-    path = tmp_path_factory.mktemp("index") / "seeds"
-    KnowledgeBase.build([SEEDS], Settings(index_dir=path))
+    """A read-only index of seeds/ built with the default settings. Copy it before changing it.
+
+    Built once per run: under pytest-xdist the first worker to need it builds it in the run's shared
+    temp dir while the others wait on the lock.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this run's folder, above the workers' own
+    path = root / "seeds-index"
+    with (root / "seeds-index.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / "CURRENT").is_file():
+            shutil.rmtree(path, ignore_errors=True)  # what a worker that failed half-way left
+            KnowledgeBase.build([SEEDS], Settings(index_dir=path))
     return path
 
 

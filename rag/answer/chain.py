@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-
-from langchain_core.runnables import Runnable, RunnableLambda
+from typing import TYPE_CHECKING
 
 from ..retrieval import Retriever
 from ..settings import Settings
@@ -24,8 +23,10 @@ from .draft import Draft
 from .extractive import ExtractiveGenerator
 from .history import Turn
 from .reader import ReaderGenerator
-from .openai import LLMError, rewrite_question, stream_answer
 from .script import REFUSAL, in_script, refusal
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class AnswerChain:
         if request.history and followup.needs_context(request.question):
             rewritten = None
             if request.settings.generator == "openai":
+                from .openai import LLMError, rewrite_question  # the client loads in ~1 s: only when chosen
+
                 try:
                     rewritten = rewrite_question(request.question, _transcript(request.history), request.settings)
                 except LLMError as error:
@@ -89,6 +92,8 @@ class AnswerChain:
         started = time.perf_counter()
         settings = request.settings
         if settings.generator == "openai" and request.hits:
+            from .openai import LLMError, stream_answer
+
             parts: list[str] = []
             try:
                 # closing(): a reader who stops early closes the LLM's connection now, not whenever
@@ -147,6 +152,8 @@ class AnswerChain:
 
     # ------------------------------------------------------------------ composed
     def runnable(self) -> Runnable:
+        from langchain_core.runnables import RunnableLambda  # pulls in langsmith (~0.5 s): not at import
+
         return (
             RunnableLambda(self.rewrite, name="rewrite")
             | RunnableLambda(self.retrieve, name="retrieve")

@@ -15,9 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-import jieba.posseg as pseg
-
-from ..text import to_simplified, tokenize
+from ..text import pos_cut, to_simplified, tokenize
 from .citations import MARKER
 from .history import Turn
 from .question import analyze
@@ -61,7 +59,7 @@ def entities(text: str) -> tuple[Entity, ...]:
             if len(s.text) <= 20 and not _QUESTION_WORD.search(s.text)
         ]
     position = 0
-    for word, flag in pseg.cut(simple):
+    for word, flag in pos_cut(simple):
         if len(word) >= 2 and (flag in ("nz", "eng", "j") or flag.startswith(("nr", "ns", "nt"))):
             found.append(Entity(word, "other", position))
         position += len(word)

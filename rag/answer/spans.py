@@ -10,9 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-import jieba.posseg as pseg
-
-from ..text import to_simplified
+from ..text import pos_cut, to_simplified
 from .question import UNITS, AnswerKind
 
 _DIGITS = r"(?:\d+(?:[.,]\d+)*|[一二三四五六七八九十两百千零〇]+|[ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩ]+|I{1,3}|IV|V)"
@@ -91,7 +89,7 @@ def _strip(text: str, start: int, end: int) -> Span | None:
 @lru_cache(maxsize=4096)
 def _tags(simplified: str) -> tuple[tuple[str, str, int], ...]:
     out, position = [], 0
-    for word, flag in pseg.cut(simplified):
+    for word, flag in pos_cut(simplified):
         out.append((word, flag, position))
         position += len(word)
     return tuple(out)

@@ -3,7 +3,7 @@
 from .clean import Block, CleanText, clean
 from .convert import is_traditional, normalize, to_simplified, to_traditional
 from .sentences import sentences, split_sentences
-from .tokenize import STOPWORDS, tokenize
+from .tokenize import STOPWORDS, pos_cut, tokenize
 
 __all__ = [
     "Block",
@@ -12,6 +12,7 @@ __all__ = [
     "clean",
     "is_traditional",
     "normalize",
+    "pos_cut",
     "sentences",
     "split_sentences",
     "to_simplified",

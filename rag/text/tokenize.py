@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import lru_cache
+from collections.abc import Iterator
 
 import jieba
 
 from .convert import normalize
+from .dictionary import load_dictionary
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -25,14 +26,17 @@ STOPWORDS = frozenset(
 )
 
 
-@lru_cache(maxsize=1)
-def _init() -> None:
-    jieba.initialize()
-
-
 def tokenize(text: str, *, for_search: bool = True) -> list[str]:
     """Normalised (t2s, NFKC, lower) jieba tokens without punctuation and stopwords."""
-    _init()
+    load_dictionary()
     norm = normalize(text)
     cut = jieba.cut_for_search(norm) if for_search else jieba.cut(norm)
     return [t for t in (w.strip() for w in cut) if t and _WORD.search(t) and t not in STOPWORDS]
+
+
+def pos_cut(text: str) -> Iterator[tuple[str, str]]:
+    """``(word, part-of-speech flag)`` pairs of jieba's tagger."""
+    load_dictionary()
+    import jieba.posseg  # ~0.3 s (it parses its word-tag table), so only once an answer needs it
+
+    return ((pair.word, pair.flag) for pair in jieba.posseg.cut(text))
