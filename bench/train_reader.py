@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument(
         "--cross-dir", type=Path, default=ROOT / "out" / "reader", help="where the one-set readers go (for rag eval)"
     )
-    parser.add_argument("--report", type=Path, default=ROOT / "docs" / "eval" / "reader.json")
+    parser.add_argument("--report", type=Path, default=ROOT / "docs" / "eval" / "reader-training.json")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

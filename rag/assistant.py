@@ -32,7 +32,7 @@ class Assistant:
         self.knowledge = knowledge
         self.settings = settings or knowledge.settings
         self._chain = AnswerChain(self._retriever, ExtractiveGenerator(self._idf))
-        self._runnable = self._chain.runnable()
+        self._runnable = None  # LangChain's runnable is built on the first ask (it imports langsmith, ~0.5 s)
 
     @classmethod
     def load(cls, settings: Settings | None = None, *, progress: bool = False) -> Assistant:
@@ -45,7 +45,10 @@ class Assistant:
 
         Raises :class:`~rag.validation.InputError` (a ``ValueError`` with a message for the user) for an
         empty, overlong or symbol-only question and for invalid overrides such as ``k=0``."""
-        return self._runnable.invoke(self._request(question, history, overrides))
+        request = self._request(question, history, overrides)
+        if self._runnable is None:
+            self._runnable = self._chain.runnable()
+        return self._runnable.invoke(request)
 
     def stream(self, question: str, history: list | None = None, **overrides: Any) -> Iterator[str | Answer]:
         """Yield the answer text as it is produced (str deltas), then the full :class:`Answer`.
