@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .embeddings import DenseEmbeddings, load_embeddings
@@ -141,10 +141,10 @@ class KnowledgeBase:
         documents, errors = load_paths(paths, self.settings.max_file_bytes)
         return self.add_documents(documents, errors, progress=progress)
 
-    def add_bytes(self, data: bytes, source: str) -> IngestReport:
-        """Add one uploaded file; an :class:`IngestError` is reported, never raised."""
+    def add_bytes(self, data: bytes, source: str, name: str = "") -> IngestReport:
+        """Add one uploaded file (``name``: the name to show for it); an :class:`IngestError` is reported, never raised."""
         try:
-            document = load_bytes(data, source, self.settings.max_file_bytes)
+            document = replace(load_bytes(data, source, self.settings.max_file_bytes), name=name)
         except IngestError as error:
             return IngestReport(errors=[error])
         return self.add_documents([document], [])

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .settings import DEFAULT_KB, Settings, check_kb_name
 
+if TYPE_CHECKING:
+    from .assistant import Assistant
+
 __all__ = [
+    "AssistantCache",
     "KnowledgeBaseExistsError",
     "create_knowledge_base",
     "delete_knowledge_base",
@@ -59,8 +64,10 @@ def _is_name(name: str) -> bool:
     return True
 
 
-def create_knowledge_base(name: str, settings: Settings | None = None) -> Path:
-    """Create an empty knowledge base; :class:`KnowledgeBaseExistsError` if it exists. Returns its folder."""
+def create_knowledge_base(name: str, settings: Settings | None = None, *, embeddings=None) -> Path:
+    """Create an empty knowledge base; :class:`KnowledgeBaseExistsError` if it exists. Returns its folder.
+
+    ``embeddings``: an already loaded model of ``settings`` (else it is loaded)."""
     from .embeddings import load_embeddings
     from .store import Index
 
@@ -68,7 +75,8 @@ def create_knowledge_base(name: str, settings: Settings | None = None) -> Path:
     path = settings.index_path
     if Index.exists(path) or name == DEFAULT_KB:
         raise KnowledgeBaseExistsError(name)
-    Index.create(path, settings, load_embeddings(settings)).add([])  # publishes an empty first version
+    embeddings = embeddings or load_embeddings(settings)
+    Index.create(path, settings, embeddings).add([])  # publishes an empty first version
     return path
 
 
@@ -91,3 +99,39 @@ def open_knowledge_base(name: str = DEFAULT_KB, settings: Settings | None = None
     from .knowledge import KnowledgeBase
 
     return KnowledgeBase.open(_settings(name, settings), **options)
+
+
+class AssistantCache:
+    """The assistants of one server by knowledge-base name, opened on first use and kept (the page and the
+    API share one); all of them share the first one's settings and its loaded embedding model."""
+
+    def __init__(self, first: "Assistant") -> None:
+        import threading
+
+        self.settings = first.settings
+        self.first = first
+        self._embeddings = first.knowledge.index.embeddings
+        self._open = {first.knowledge.name: first}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> "Assistant":
+        """The assistant of knowledge base ``name``; raises as ``KnowledgeBase.open`` does (e.g. not found)."""
+        from .assistant import Assistant
+        from .knowledge import KnowledgeBase
+
+        with self._lock:  # one opening at a time: two visitors must not build the same index twice
+            if name not in self._open:
+                settings = _settings(name, self.settings)
+                knowledge = KnowledgeBase.open(settings, embeddings=self._embeddings)
+                self._open[name] = Assistant(knowledge, settings)
+            return self._open[name]
+
+    def create(self, name: str) -> Path:
+        """:func:`create_knowledge_base` with the loaded model."""
+        return create_knowledge_base(name, self.settings, embeddings=self._embeddings)
+
+    def forget(self, name: str) -> None:
+        """Drop an assistant (after its knowledge base was deleted); the first one stays."""
+        with self._lock:
+            if name != self.first.knowledge.name:
+                self._open.pop(name, None)
