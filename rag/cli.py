@@ -449,11 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     handler = COMMANDS[command][0]
     from .embeddings import EmbeddingError
+    from .knowledge import NothingToIndexError
     from .store import IndexStoreError
 
     try:
         return handler(args, settings)
-    except (IndexStoreError, EmbeddingError, InputError) as error:
+    except (IndexStoreError, EmbeddingError, InputError, NothingToIndexError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
