@@ -35,7 +35,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
         check=True,
         capture_output=True,
-        timeout=300,
+        timeout=900,
     )
     return next(out.glob("rag_news_zh-*.whl"))
 
@@ -52,7 +52,7 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", "pip", "--python", str(path / "bin" / "python"), "install", "-q", "--no-deps", "--no-index", str(wheel)],
         check=True,
         capture_output=True,
-        timeout=300,
+        timeout=900,
     )
     return path
 
