@@ -22,10 +22,7 @@ from support import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-NEWS = (
-    "极光列车新线路开通\n\n"
-    "从漠河开往三亚的极光列车新线路今天正式开通，全程需要五十六小时。列车配备卧铺和观景车厢，票价从九百元起。\n"
-)
+NEWS = "白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高四十二米。\n"
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +66,7 @@ def test_installed_commands_work_outside_the_repository(venv: Path, tmp_path: Pa
     work = tmp_path / "elsewhere"
     docs = work / "docs"
     docs.mkdir(parents=True)
-    (docs / "train.txt").write_text(NEWS, encoding="utf-8")
+    (docs / "灯塔.txt").write_text(NEWS, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "PYTHON"))}
     env |= {"RAG_DATA_DIR": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
     rag = str(venv / "bin" / "rag")
@@ -83,13 +80,13 @@ def test_installed_commands_work_outside_the_repository(venv: Path, tmp_path: Pa
     result = run("index", "docs")
     assert result.returncode == 0 and "added 1 document(s)" in result.stdout, result.stderr
     assert (tmp_path / "data" / "default" / "CURRENT").is_file() and not (work / "indexes").exists()
-    result = run("ask", "极光列车全程需要多长时间？")
-    assert result.returncode == 0 and "五十六小时" in result.stdout, result.stderr
+    result = run("ask", "白沙湾的灯塔有多高？")
+    assert result.returncode == 0 and "四十二米" in result.stdout, result.stderr
 
-    chat_server.reply = "全程需要五十六小时[1]。"
-    result = run("ask", "极光列车全程需要多长时间？", "--generator", "openai", "--json", OPENAI_BASE_URL=chat_server.base_url, OPENAI_API_KEY="sk-test")
+    chat_server.reply = "灯塔高四十二米[1]。"
+    result = run("ask", "白沙湾的灯塔有多高？", "--generator", "openai", "--json", OPENAI_BASE_URL=chat_server.base_url, OPENAI_API_KEY="sk-test")
     assert result.returncode == 0, result.stderr
-    assert '"generator": "openai' in result.stdout and "五十六小时[1]" in result.stdout
+    assert '"generator": "openai' in result.stdout and "四十二米[1]" in result.stdout
     system = chat_server.requests[-1]["messages"][0]["content"]
     assert "新闻问答助手" in system  # the system prompt, read from the installed package
 
