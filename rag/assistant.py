@@ -35,9 +35,10 @@ class Assistant:
         self._runnable = None  # LangChain's runnable is built on the first ask (it imports langsmith, ~0.5 s)
 
     @classmethod
-    def load(cls, settings: Settings | None = None, *, progress: bool = False) -> Assistant:
-        """Open the index at ``settings.index_dir``, building it from ``settings.corpus`` if missing."""
-        settings = settings or Settings()
+    def load(cls, settings: Settings | None = None, *, kb: str | None = None, progress: bool = False) -> Assistant:
+        """Open the knowledge base ``kb`` (default: ``settings.kb``); the default one is built from the bundled
+        pages (``settings.corpus``) if missing. See :mod:`rag.registry` for creating and listing them."""
+        settings = (settings or Settings()).with_overrides(kb=kb)
         return cls(KnowledgeBase.open(settings, progress=progress), settings)
 
     def ask(self, question: str, history: list | None = None, **overrides: Any) -> Answer:
@@ -72,6 +73,7 @@ class Assistant:
     def _request(self, question: str, history: list | None, overrides: dict[str, Any]) -> Request:
         settings = apply_overrides(self.settings, overrides)
         question = check_question(question, settings.max_question_chars)
+        self.knowledge.check_not_empty()  # say so plainly rather than refuse every question
         return Request(question, turns(history), settings, target_script(question, settings.answer_script))
 
     def _retriever(self, settings: Settings) -> Retriever:

@@ -1,4 +1,9 @@
-"""The ``rag`` command. Every setting is also a flag (``--chunk-size 300``) and an env var (``RAG_CHUNK_SIZE``)."""
+"""The ``rag`` command: one subcommand per task, each with its own options (``rag COMMAND --help``).
+
+Every setting is an environment variable (``RAG_CHUNK_SIZE``); the ones a command uses most are its flags
+(``--chunk-size 300``), any other one is ``--set chunk_size=300``; ``rag settings`` lists them all.
+Modules beyond argparse are imported inside the commands, so ``rag --help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,33 @@ import json
 import logging
 import sys
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr, ValidationError
-
-from .settings import Settings
-from .validation import InputError, apply_overrides
+if TYPE_CHECKING:
+    from .settings import Settings
 
 log = logging.getLogger("rag")
 
 # Flags with a short alias; everything else is ``--field-name``.
 _SHORT = {"k": "-k"}
+_METAVARS = {int: "N", float: "X", Path: "DIR", str: "TEXT"}
+_NAMED_METAVARS = {"kb": "NAME", "embedding_model": "MODEL", "openai_base_url": "URL", "openai_model": "MODEL",
+                   "auth_user": "USER", "host": "HOST", "max_file_mb": "MB"}
+
+# The settings each command offers as flags (every other one: --set NAME=VALUE, see `rag settings`).
+_WHERE = ("kb", "index_dir")
+_INDEXING = ("chunk_size", "chunk_overlap", "embedding_model", "dense_max_chars", "max_file_mb")
+_RETRIEVAL = ("k", "mode")
+_ANSWERING = ("generator", "answer_script", "reader_threshold", "openai_base_url", "openai_model")
+PAGE_SETTINGS = (*_WHERE, *_RETRIEVAL, *_ANSWERING, "host", "port", "auth_user", "max_file_mb", "concurrency_limit")
 
 
 def _flag_type(annotation: Any) -> tuple[Callable[[str], Any] | None, list[str] | None]:
     """(converter, choices) for a settings field, or (None, None) for fields without a flag."""
+    from pydantic import SecretStr
+
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if origin is typing.Literal:
@@ -39,22 +54,71 @@ def _flag_type(annotation: Any) -> tuple[Callable[[str], Any] | None, list[str] 
     return None, None
 
 
-def settings_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False)
-    group = parser.add_argument_group("settings (also RAG_<NAME> environment variables)")
-    for name, info in Settings.model_fields.items():
+def add_setting_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
+    """Flags for the settings ``names`` (default: all that can be flags), plus ``--set NAME=VALUE``."""
+    from .settings import Settings
+
+    group = parser.add_argument_group("settings (also RAG_<NAME> environment variables; all of them: rag settings)")
+    for name in names if names is not None else Settings.model_fields:
+        info = Settings.model_fields[name]
         converter, choices = _flag_type(info.annotation)
         if converter is None:
             continue
-        flags = [f"--{name.replace('_', '-')}"] + ([_SHORT[name]] if name in _SHORT else [])
+        flags = [_SHORT[name]] if name in _SHORT else []
+        flags.append(f"--{name.replace('_', '-')}")
+        default = info.get_default(call_default_factory=False) if info.default_factory is None else None
+        help_text = (info.description or "").rstrip(".") + (f" (default: {default})" if default is not None else "")
         group.add_argument(
-            *flags, dest=f"setting_{name}", type=converter, choices=choices, default=None, help=info.description
+            *flags,
+            dest=f"setting_{name}",
+            type=converter,
+            choices=choices,
+            default=None,
+            metavar=None if choices else _NAMED_METAVARS.get(name) or _METAVARS.get(converter, name.upper()),
+            help=help_text or None,
         )
+    group.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other setting, e.g. --set chunk_size=200 (repeatable; lists as JSON)",
+    )
+
+
+def settings_parser(names: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """A parent parser with the setting flags (see :func:`add_setting_flags`)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_setting_flags(parser, names)
     return parser
 
 
+def _set_value(item: str) -> tuple[str, Any]:
+    name, equals, value = item.partition("=")
+    if not equals:
+        raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
+    name = name.strip().replace("-", "_")
+    try:
+        return name, json.loads(value) if value[:1] in "[{" else value
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--set {name}: {error}") from None
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    overrides = {key[len("setting_") :]: value for key, value in vars(args).items() if key.startswith("setting_")}
+    """Settings from the environment, then ``--set`` values, then the setting flags."""
+    from pydantic import SecretStr
+
+    from .settings import Settings
+    from .validation import InputError, apply_overrides
+
+    overrides = dict(_set_value(item) for item in getattr(args, "set", []) or [])
+    for name in overrides:
+        if name not in Settings.model_fields:
+            raise InputError(f"unknown setting {name!r} (see `rag settings`)")
+        annotation = Settings.model_fields[name].annotation
+        if SecretStr in (annotation, *typing.get_args(annotation)):
+            raise InputError(f"{name} is a secret: set it in the environment, not on the command line")
+    overrides |= {key[len("setting_") :]: value for key, value in vars(args).items() if key.startswith("setting_")}
     return apply_overrides(Settings(), overrides)
 
 
@@ -69,6 +133,11 @@ def _print_report(report) -> int:
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from .knowledge import KnowledgeBase, NothingToIndexError
 
+    from .settings import DEFAULT_KB
+
+    if not args.paths and settings.kb != DEFAULT_KB:
+        print(f"error: name the files or folders to index into knowledge base {settings.kb!r}", file=sys.stderr)
+        return 1
     paths = args.paths or settings.corpus
     try:
         knowledge, report = KnowledgeBase.build(paths, settings, progress=True)
@@ -78,7 +147,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     status = _print_report(report)
-    print(f"index at {settings.index_dir}: {len(knowledge.documents)} documents")
+    print(f"knowledge base {settings.kb!r} at {settings.index_path}: {len(knowledge.documents)} documents")
     return status
 
 
@@ -224,44 +293,133 @@ def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Settings], int], str]] = {
-    "index": (cmd_index, "build a new index from files/folders (default: the corpus setting, seeds/)"),
-    "add": (cmd_add, "add files to the index (unchanged files are skipped)"),
-    "remove": (cmd_remove, "remove documents by id, id prefix or source path"),
-    "list": (cmd_list, "list indexed documents"),
-    "search": (cmd_search, "retrieve passages for a question"),
-    "ask": (cmd_ask, "answer a question with citations"),
-    "chat": (cmd_chat, "interactive conversation in the terminal (follow-ups keep context)"),
-    "mcp": (cmd_mcp, "serve the knowledge base to MCP clients over stdio (tools: search, ask, list_documents)"),
-    "eval": (cmd_eval, "evaluate retrieval and answers on a QA set, several configs side by side"),
+def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
+    from . import registry
+
+    if args.action == "list":
+        rows = [_kb_row(name, settings) for name in registry.list_knowledge_bases(settings)]
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=1))
+        for row in rows if not args.json else []:
+            documents = "not built yet" if row["documents"] is None else f"{row['documents']} documents"
+            print(f"{row['name']}  {documents}  {row['path']}")
+        return 0
+    try:
+        if args.action == "create":
+            print(f"created knowledge base {args.name!r} at {registry.create_knowledge_base(args.name, settings)}")
+            print(f"add documents with: rag add --kb {args.name} FILE_OR_FOLDER ...")
+            return 0
+        path = registry.knowledge_base_path(args.name, settings)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print(f"error: deleting {path} needs --yes when not asked interactively", file=sys.stderr)
+                return 1
+            if input(f"delete knowledge base {args.name!r} and all its files at {path}? [y/N] ").strip().lower() != "y":
+                print("nothing deleted")
+                return 1
+        print(f"deleted knowledge base {args.name!r} ({registry.delete_knowledge_base(args.name, settings)})")
+        return 0
+    except (ValueError, KeyError) as error:
+        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
+        return 1
+
+
+def _kb_row(name: str, settings: Settings) -> dict[str, Any]:
+    from .registry import knowledge_base_path
+    from .store import IndexStoreError, read_manifest
+
+    path = knowledge_base_path(name, settings)
+    try:
+        documents = len(read_manifest(path)[0]["documents"])
+    except (IndexStoreError, OSError, KeyError):
+        documents = None
+    return {"name": name, "path": str(path), "documents": documents}
+
+
+def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import SecretStr
+
+    from .settings import Settings
+
+    rows = []
+    for name, info in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = "(set)"
+        rows.append({"name": name, "env": f"RAG_{name.upper()}", "value": value, "help": info.description or ""})
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
+        return 0
+    for row in rows:
+        value = "" if row["value"] is None else row["value"]
+        print(f"{row['env']} = {value}")
+        if row["help"]:
+            print(f"    {row['help']}")
+    return 0
+
+
+def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
+    from .web.app import serve
+
+    return serve(settings, share=args.share)
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Settings], int], str, tuple[str, ...] | None]] = {
+    "index": (cmd_index, "build a knowledge base's index from files/folders (default: the bundled pages)", _WHERE + _INDEXING),
+    "add": (cmd_add, "add files to a knowledge base (unchanged files are skipped)", (*_WHERE, "max_file_mb")),
+    "remove": (cmd_remove, "remove documents by id, id prefix or source path", _WHERE),
+    "list": (cmd_list, "list a knowledge base's documents", _WHERE),
+    "search": (cmd_search, "retrieve passages for a question", _WHERE + _RETRIEVAL),
+    "ask": (cmd_ask, "answer a question with citations", _WHERE + _RETRIEVAL + _ANSWERING),
+    "chat": (cmd_chat, "interactive conversation in the terminal (follow-ups keep context)", _WHERE + _RETRIEVAL + _ANSWERING),
+    "app": (cmd_app, "start the chat page (alias: serve)", PAGE_SETTINGS),
+    "kb": (cmd_kb, "create, list or delete knowledge bases", ("data_dir", "index_dir")),
+    "settings": (cmd_settings, "list every setting with its environment variable, value and meaning", ()),
+    "mcp": (cmd_mcp, "serve the knowledge base to MCP clients over stdio (tools: search, ask, list_documents)", _WHERE + _RETRIEVAL + _ANSWERING),
+    "eval": (cmd_eval, "evaluate retrieval and answers on a QA set, several configs side by side", ()),
 }
+_ALIASES = {"serve": "app"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = settings_parser()
-    parser = argparse.ArgumentParser(prog="rag", description="Chinese news question answering with citations.")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    index = sub.add_parser("index", parents=[common], help=COMMANDS["index"][1])
-    index.add_argument("paths", nargs="*", help="files or folders")
-    add = sub.add_parser("add", parents=[common], help=COMMANDS["add"][1])
-    add.add_argument("files", nargs="+")
-    remove = sub.add_parser("remove", parents=[common], help=COMMANDS["remove"][1])
-    remove.add_argument("refs", nargs="+", metavar="DOC_ID|PATH")
-    listing = sub.add_parser("list", parents=[common], help=COMMANDS["list"][1])
-    listing.add_argument("--json", action="store_true")
-    search = sub.add_parser("search", parents=[common], help=COMMANDS["search"][1])
-    search.add_argument("question")
-    search.add_argument("--json", action="store_true", help="print a JSON list, best first")
-    ask = sub.add_parser("ask", parents=[common], help=COMMANDS["ask"][1])
-    ask.add_argument("question")
-    ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
-    sub.add_parser("chat", parents=[common], help=COMMANDS["chat"][1])
-    sub.add_parser("mcp", parents=[common], help=COMMANDS["mcp"][1])
-    evaluation = sub.add_parser("eval", parents=[common], help=COMMANDS["eval"][1])
+def add_page_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command`` only that command gets its setting flags (the others need not import them)."""
+    parser = argparse.ArgumentParser(
+        prog="rag",
+        description="Chinese news question answering with citations.",
+        epilog="`rag COMMAND --help` shows a command's options; `rag settings` lists every setting.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parsers: dict[str, argparse.ArgumentParser] = {}
+    for name, (_, help_text, settings) in COMMANDS.items():
+        aliases = [alias for alias, target in _ALIASES.items() if target == name]
+        parsers[name] = sub.add_parser(name, aliases=aliases, help=help_text, description=help_text)
+        parsers[name].add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what happens")
+        if command is None or _ALIASES.get(command, command) == name:
+            add_setting_flags(parsers[name], settings)
+    parsers["index"].add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: the corpus setting)")
+    parsers["add"].add_argument("files", nargs="+", metavar="PATH", help="files or folders")
+    parsers["remove"].add_argument("refs", nargs="+", metavar="DOC_ID|PATH", help="document ids, id prefixes or paths")
+    parsers["list"].add_argument("--json", action="store_true", help="print a JSON list")
+    parsers["search"].add_argument("question")
+    parsers["search"].add_argument("--json", action="store_true", help="print a JSON list, best first")
+    parsers["ask"].add_argument("question")
+    parsers["ask"].add_argument("--json", action="store_true", help="print the Answer as JSON")
+    add_page_options(parsers["app"])
+    kb = parsers["kb"]
+    kb.add_argument("action", choices=["list", "create", "delete"], help="what to do")
+    kb.add_argument("name", nargs="?", metavar="NAME", help="the knowledge base (create, delete)")
+    kb.add_argument("--yes", action="store_true", help="delete without asking")
+    kb.add_argument("--json", action="store_true", help="list: print JSON")
+    parsers["settings"].add_argument("--json", action="store_true", help="print JSON")
+    evaluation = parsers["eval"]
     evaluation.add_argument("--dataset", required=True, type=Path, help="QA set: our JSONL or SQuAD-style JSON")
     evaluation.add_argument("--format", choices=["jsonl", "squad"], help="default: from the file")
-    evaluation.add_argument("--corpus", type=Path, help="JSONL sets: the documents asked about (default: seeds/)")
+    evaluation.add_argument("--corpus", type=Path, help="JSONL sets: the documents asked about (default: the bundled pages)")
     evaluation.add_argument(
         "--config",
         action="append",
@@ -276,21 +434,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is one), if any."""
+    return next((word for word in argv if word in COMMANDS or word in _ALIASES), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(argv) or "")
     args = parser.parse_args(argv)
+    command = _ALIASES.get(args.command, args.command)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from pydantic import ValidationError
+
+    from .validation import InputError
+
+    if command == "kb" and args.action != "list" and not args.name:
+        parser.error(f"rag kb {args.action} needs a NAME")
     try:
         settings = settings_from_args(args)
-    except (ValidationError, InputError) as error:
+    except (ValidationError, InputError, ValueError) as error:
         parser.error(str(error))
-    handler, _ = COMMANDS[args.command]
+    handler = COMMANDS[command][0]
     from .embeddings import EmbeddingError
+    from .knowledge import NothingToIndexError
     from .store import IndexStoreError
 
     try:
         return handler(args, settings)
-    except (IndexStoreError, EmbeddingError, InputError) as error:
+    except (IndexStoreError, EmbeddingError, InputError, NothingToIndexError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .embeddings import DenseEmbeddings, load_embeddings
 from .ingest import IngestError, load_bytes, load_paths
 from .retrieval import Retriever
-from .settings import RetrievalMode, Settings
+from .settings import DEFAULT_KB, RetrievalMode, Settings
 from .store import (
     DocumentRecord,
     Index,
     IndexMismatchError,
+    IndexNotFoundError,
     UpdateReport,
     read_documents,
 )
 from .types import Document, Hit
-from .validation import check_question
+from .validation import InputError, check_question
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,32 @@ class IngestReport:
 
 
 class NothingToIndexError(ValueError):
-    """None of the files could be read, so the existing index was not replaced by an empty one."""
+    """None of the files could be read: an existing index is not replaced by an empty one, none is created."""
 
     def __init__(self, path: Path, errors: list[IngestError]) -> None:
-        super().__init__(f"none of the files could be read; the index at {path} is unchanged")
+        if Index.exists(path):
+            message = f"none of the files could be read; the index at {path} is unchanged"
+        else:
+            message = f"nothing to index: no readable file (.txt, .md, .html, .pdf, .docx) found; no index was created at {path}"
+        super().__init__(message)
         self.errors = errors
+
+
+class KnowledgeBaseNotFoundError(IndexNotFoundError):
+    """A named knowledge base that was never created."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"知识库“{name}”不存在（用 `rag kb create {name}` 创建，或 `rag kb list` 查看已有的）")
+
+
+class EmptyKnowledgeBaseError(InputError):
+    """The knowledge base has no documents, so no question can be answered from it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"知识库“{name}”中还没有文档，无法回答问题。请先添加文件"
+            f"（网页的“知识库”页上传，或 `rag add --kb {name} 文件`）。"
+        )
 
 
 class KnowledgeBase:
@@ -71,10 +93,15 @@ class KnowledgeBase:
         build_if_missing: bool = True,
         progress: bool = False,
     ) -> "KnowledgeBase":
-        """Open ``settings.index_dir``; build it from ``settings.corpus`` if missing, rebuild on a settings change."""
+        """Open the knowledge base ``settings.kb`` (its index at ``settings.index_path``).
+
+        The default one is built from ``settings.corpus`` when missing; another name must have been created
+        (:class:`KnowledgeBaseNotFoundError`). An index made with other settings is rebuilt from its documents."""
         settings = settings or Settings()
+        path = settings.index_path
+        if not Index.exists(path) and settings.kb != DEFAULT_KB:
+            raise KnowledgeBaseNotFoundError(settings.kb)
         embeddings = embeddings or load_embeddings(settings)
-        path = settings.index_dir
         if Index.exists(path):
             try:
                 return cls(Index.open(path, settings, embeddings), settings)
@@ -86,8 +113,11 @@ class KnowledgeBase:
                 return cls(index, settings)
         if not build_if_missing:
             return cls(Index.open(path, settings, embeddings), settings)  # raises IndexNotFoundError
+        documents, errors = load_paths(settings.corpus, settings.max_file_bytes)
+        if not documents:  # no empty index that would refuse every question
+            raise NothingToIndexError(path, errors)
         knowledge = cls(Index.create(path, settings, embeddings), settings)
-        report = knowledge.add_paths(settings.corpus, progress=progress)
+        report = knowledge.add_documents(documents, errors, progress=progress)
         for error in report.errors:
             log.warning("skipped %s", error)
         return knowledge
@@ -96,14 +126,14 @@ class KnowledgeBase:
     def build(
         cls, paths: Iterable[str | Path], settings: Settings | None = None, *, progress: bool = False
     ) -> tuple["KnowledgeBase", IngestReport]:
-        """A new index from ``paths``, replacing any index at ``settings.index_dir`` in one atomic step.
+        """A new index from ``paths``, replacing any index at ``settings.index_path`` in one atomic step.
 
-        Raises :class:`NothingToIndexError` rather than replace an existing index when no file is readable."""
+        Raises :class:`NothingToIndexError`, and leaves everything as it was, when no file is readable."""
         settings = settings or Settings()
         documents, errors = load_paths(paths, settings.max_file_bytes)
-        if not documents and Index.exists(settings.index_dir):
-            raise NothingToIndexError(settings.index_dir, errors)
-        knowledge = cls(Index.create(settings.index_dir, settings, load_embeddings(settings)), settings)
+        if not documents:
+            raise NothingToIndexError(settings.index_path, errors)
+        knowledge = cls(Index.create(settings.index_path, settings, load_embeddings(settings)), settings)
         return knowledge, knowledge.add_documents(documents, errors, progress=progress)
 
     # ------------------------------------------------------------------ changing
@@ -111,10 +141,10 @@ class KnowledgeBase:
         documents, errors = load_paths(paths, self.settings.max_file_bytes)
         return self.add_documents(documents, errors, progress=progress)
 
-    def add_bytes(self, data: bytes, source: str) -> IngestReport:
-        """Add one uploaded file; an :class:`IngestError` is reported, never raised."""
+    def add_bytes(self, data: bytes, source: str, name: str = "") -> IngestReport:
+        """Add one uploaded file (``name``: the name to show for it); an :class:`IngestError` is reported, never raised."""
         try:
-            document = load_bytes(data, source, self.settings.max_file_bytes)
+            document = replace(load_bytes(data, source, self.settings.max_file_bytes), name=name)
         except IngestError as error:
             return IngestReport(errors=[error])
         return self.add_documents([document], [])
@@ -136,11 +166,22 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ reading
     @property
+    def name(self) -> str:
+        return self.settings.kb
+
+    @property
     def documents(self) -> list[DocumentRecord]:
         return list(self.index.snapshot.documents.values())
 
-    def search(self, question: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[Hit]:
-        """The best passages for ``question``; :class:`~rag.validation.InputError` for unusable input."""
-        question = check_question(question, self.settings.max_question_chars)
+    def check_not_empty(self) -> None:
+        """:class:`EmptyKnowledgeBaseError` (an ``InputError``) when there is nothing to search."""
         self.index.refresh()  # another process may have added or removed documents
+        if not self.index.snapshot.documents:
+            raise EmptyKnowledgeBaseError(self.name)
+
+    def search(self, question: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[Hit]:
+        """The best passages for ``question``; :class:`~rag.validation.InputError` for unusable input
+        or an empty knowledge base."""
+        question = check_question(question, self.settings.max_question_chars)
+        self.check_not_empty()
         return self.retriever.search(question, k=k, mode=mode)

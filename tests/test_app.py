@@ -17,7 +17,9 @@ from rag import Answer, Chunk, Citation, Hit, KnowledgeBase, Settings
 from rag.assistant import Assistant
 from rag.web.library import delete_document, document_rows, rebuild
 from rag.web.render import Turn, answer_html, conversation_html, passage_html
-from rag.web.uploads import UPLOADS_DIR, add_upload, safe_name
+from rag.web.uploads import UPLOADS_DIR, add_upload, safe_name, uploaded_files
+
+ROOT = Path(__file__).resolve().parent.parent
 
 EVIL = "<script>alert(1)</script> 和 <img src=x onerror=alert(1)>"
 
@@ -201,6 +203,28 @@ def test_rebuild_reads_corpus_and_uploads(writable_index_dir, tmp_path):
         )
 
 
+def test_uploads_are_shown_under_the_name_the_user_gave(writable_index_dir, tmp_path):
+    knowledge = KnowledgeBase.open(Settings(index_dir=writable_index_dir, corpus=[ROOT / "seeds"]), build_if_missing=False)
+    data = "<h1>青山镇新闻</h1><p>青山镇今年新建了一座图书馆，馆藏图书三万册。</p>".encode()
+    name = "<b>粗体</b>新闻.html"
+    result = add_upload(knowledge, write(tmp_path, "gradio-copy.html", data), name)
+    assert result.ok, result.message
+    stored = knowledge.index.snapshot.documents[result.doc_id].document
+    assert stored.source == f"{UPLOADS_DIR}/{safe_name(name, data)}" and stored.display_name == name
+    assert [row[1] for row in document_rows(knowledge) if row[4] == result.doc_id] == [name]
+    hit = knowledge.search("青山镇图书馆馆藏多少册？", k=1)[0]
+    html = answer_html(make_answer("三万册[1]。", [Citation(1, hit.chunk)]), 0, {result.doc_id: name})
+    assert "&lt;b&gt;粗体&lt;/b&gt;新闻.html · 第" in html and "b" not in tags(html)
+    rebuild(knowledge)  # the name survives a rebuild from the saved files
+    assert knowledge.index.snapshot.documents[result.doc_id].document.display_name == name
+    assert KnowledgeBase.open(knowledge.settings, build_if_missing=False).documents  # and a reopen
+    assert delete_document(knowledge, result.doc_id).startswith(f"已删除 {name}")
+    # what the page's upload event receives: Gradio's copy and the name the browser sent
+    assert uploaded_files([{"path": "/tmp/gradio/x/b粗体b新闻.html", "orig_name": name}]) == [
+        ("/tmp/gradio/x/b粗体b新闻.html", name)
+    ]
+
+
 # ---------------------------------------------------------------------------- the Gradio app over loopback
 @pytest.fixture(scope="module")
 def server(seed_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
@@ -267,23 +291,28 @@ def test_a_damaged_index_stops_the_page_with_a_rebuild_hint(writable_index_dir, 
 
 def test_upload_answer_and_delete(client, tmp_path):
     news = "白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高四十二米。<script>alert(1)</script><img src=x onerror=alert(1)>\n"
-    path = tmp_path / "白沙湾 灯塔.txt"
+    name = "白沙湾 灯塔（第2版）.txt"  # stored as 白沙湾_灯塔_第2版_<hash>.txt, shown as named
+    path = tmp_path / name
     path.write_text(news, encoding="utf-8")
     (tmp_path / "bad.exe").write_bytes(b"MZ")
     rows, documents, _, message, _ = client.predict(
         [handle_file(path), handle_file(tmp_path / "bad.exe")], api_name="/upload"
     )
-    assert [row[1] for row in rows["data"]] == ["✓ 完成", "✗ 失败"] and "不支持的文件类型" in rows["data"][1][2]
+    assert [row[:2] for row in rows["data"]] == [[name, "✓ 完成"], ["bad.exe", "✗ 失败"]]
+    assert "不支持的文件类型" in rows["data"][1][2] and "已添加" in rows["data"][0][2]
     assert "1 个成功，1 个失败" in message
-    doc_id = next(row[4] for row in documents["data"] if row[1].startswith("白沙湾_灯塔_"))
+    doc_id = next(row[4] for row in documents["data"] if row[1] == name)  # shown as the user named it
 
     answer = client.predict("白沙湾的灯塔有多高？", api_name="/ask")
     assert not answer["refused"] and answer["citations"][0]["doc_id"] == doc_id
+    assert answer["citations"][0]["source"].startswith("uploads/白沙湾_灯塔_第2版_")  # the stored name: internal
     html, _ = client.predict("白沙湾的灯塔有多高？", api_name="/chat")
     assert "四十二米" in html and "script" not in tags(html) and "img" not in tags(html)
+    assert f"{name} · 第" in html  # the citation names the file as uploaded
 
-    documents, _, message = client.predict(doc_id, api_name="/delete")
-    assert "已删除" in message and doc_id not in [row[4] for row in documents["data"]]
+    documents, _, message, rows = client.predict(doc_id, api_name="/delete")
+    assert "已删除" in message and name in message and doc_id not in [row[4] for row in documents["data"]]
+    assert rows["data"][0][:2] == [name, "已删除"]  # the upload table no longer says it was added
     answer = client.predict("白沙湾的灯塔有多高？", api_name="/ask")
     assert all(hit["doc_id"] != doc_id for hit in answer["passages"])
 
@@ -306,6 +335,28 @@ def test_chat_answers_while_an_upload_is_indexed(client, server, tmp_path):
     assert "涂高坤" in html
     assert not upload.done(), "the upload should still be indexing"
     assert upload.result()[0]["data"][0][1] == "✓ 完成"
+
+
+def test_knowledge_bases_by_name_on_the_page(client, tmp_path):
+    assert client.predict("../etc", api_name="/create_kb")[1].startswith("知识库名称无效")
+    _, message, _ = client.predict("地方新闻", api_name="/create_kb")
+    assert "已创建" in message
+    assert "已存在" in client.predict("地方新闻", api_name="/create_kb")[1]
+    with pytest.raises(AppError, match="还没有文档"):  # an empty knowledge base says so, it does not refuse
+        client.predict("白沙湾的灯塔有多高？", 5, "hybrid", "地方新闻", api_name="/ask")
+    html, _ = client.predict("灯塔有多高？", 5, "hybrid", "extractive", "auto", "", "", "", "地方新闻", api_name="/chat")
+    assert "rag-error" in html and "还没有文档" in html
+
+    path = tmp_path / "灯塔.txt"
+    path.write_text("白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高四十二米。\n", encoding="utf-8")
+    rows, documents, _, _, _ = client.predict([handle_file(path)], "地方新闻", api_name="/upload")
+    assert rows["data"][0][1] == "✓ 完成" and [row[1] for row in documents["data"]] == ["灯塔.txt"]
+    answer = client.predict("白沙湾的灯塔有多高？", 5, "hybrid", "地方新闻", api_name="/ask")
+    assert "四十二米" in answer["text"] and len(answer["passages"]) == 1
+    seeds = client.predict("白沙湾的灯塔有多高？", api_name="/ask")  # the default one does not have it
+    assert all(hit["source"] != answer["passages"][0]["source"] for hit in seeds["passages"])
+    with pytest.raises(AppError, match="不存在"):
+        client.predict("灯塔？", 5, "hybrid", "没有这个库", api_name="/ask")
 
 
 def test_command_line_and_environment(monkeypatch):

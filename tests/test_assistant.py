@@ -151,3 +151,31 @@ def test_cli_chat_keeps_the_conversation(
     assert main(["chat"]) == 0
     out = capsys.readouterr().out
     assert "2015年12月" in out and "1097户" in out
+
+
+def test_knowledge_bases_by_name_and_an_empty_one_says_so(tmp_path: Path) -> None:
+    from rag.knowledge import EmptyKnowledgeBaseError, KnowledgeBaseNotFoundError
+    from rag.registry import create_knowledge_base, delete_knowledge_base, list_knowledge_bases
+
+    settings = Settings(data_dir=tmp_path / "data", index_dir=None)
+    create_knowledge_base("港口", settings)
+    assert list_knowledge_bases(settings) == ["default", "港口"]
+    assistant = Assistant.load(settings, kb="港口")
+    assert assistant.knowledge.name == "港口" and assistant.knowledge.index.path == tmp_path / "data" / "港口"
+    with pytest.raises(EmptyKnowledgeBaseError, match="还没有文档"):  # not a refusal of every question
+        assistant.ask("白沙湾的灯塔有多高？")
+    with pytest.raises(InputError, match="还没有文档"):
+        list(assistant.stream("白沙湾的灯塔有多高？"))
+
+    news = tmp_path / "灯塔.txt"
+    news.write_text("白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高四十二米。\n", encoding="utf-8")
+    assistant.knowledge.add_paths([news])
+    answer = assistant.ask("白沙湾的灯塔有多高？")
+    assert "四十二米" in answer.text and answer.citations[0].source == str(news)  # as the README uses it
+    assert Assistant.load(settings, kb="港口").ask("白沙湾的灯塔有多高？").text == answer.text
+
+    with pytest.raises(KnowledgeBaseNotFoundError, match="不存在"):
+        Assistant.load(settings, kb="没有")
+    assert not (tmp_path / "data" / "没有").exists() and not (tmp_path / "data" / "default").exists()
+    delete_knowledge_base("港口", settings)
+    assert list_knowledge_bases(settings) == ["default"] and news.exists()

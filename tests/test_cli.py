@@ -26,10 +26,11 @@ MORE = (
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith("RAG_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))  # knowledge bases by name: a private folder
 
 
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
@@ -129,7 +130,10 @@ def test_index_add_remove_list_cycle(
     status, out, _ = run(capsys, "remove", train_id, str(extra))
     assert status == 0 and train_id in out
     assert json.loads(run(capsys, "list", "--json")[1]) == []
-    assert search_json(capsys, "极光列车") == []
+    status, out, err = run(capsys, "search", "极光列车")  # an empty knowledge base says so, and fails
+    assert status == 2 and out == "" and "还没有文档" in err
+    status, _, err = run(capsys, "ask", "极光列车开到哪里？")
+    assert status == 2 and "还没有文档" in err
 
     status, _, err = run(capsys, "remove", "no-such-document")
     assert status == 1 and "no-such-document" in err
@@ -145,13 +149,13 @@ def test_index_problems_exit_with_a_message(
     status, _, err = run(capsys, "list", "--index-dir", str(tmp_path / "missing"))
     assert status == 2 and "rag index" in err
 
-    status, _, err = run(capsys, "list", "--index-dir", str(tiny_cli_index), "--chunk-size", "200")
+    status, _, err = run(capsys, "list", "--index-dir", str(tiny_cli_index), "--set", "chunk_size=200")
     assert status == 0  # a settings change rebuilds (logged), it does not fail
 
     name = (tiny_cli_index / "CURRENT").read_text(encoding="utf-8").split()[0]
     chunks = tiny_cli_index / name / "chunks.jsonl"
     chunks.write_bytes(chunks.read_bytes()[:-10])
-    status, _, err = run(capsys, "search", "极光列车", "--index-dir", str(tiny_cli_index), "--chunk-size", "200")
+    status, _, err = run(capsys, "search", "极光列车", "--index-dir", str(tiny_cli_index), "--set", "chunk_size=200")
     assert status == 2 and "chunks.jsonl" in err and "rag index" in err
 
 
@@ -178,3 +182,95 @@ def test_the_command_runs_in_a_fresh_process(seed_index_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)) == 5
+
+
+def test_indexing_nothing_fails_plainly_and_leaves_no_index(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.xyz").write_text("not a document", encoding="utf-8")
+    status, _, err = run(capsys, "index", str(empty))
+    assert status == 1 and "nothing to index" in err and "no index was created" in err
+    assert not (tmp_path / "data" / "default").exists()
+    status, _, err = run(capsys, "index", "--kb", "news")  # a named knowledge base needs its files named
+    assert status == 1 and "news" in err and not (tmp_path / "data" / "news").exists()
+
+
+def test_knowledge_bases_by_name(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "train.txt").write_text(NEWS, encoding="utf-8")
+    (tmp_path / "cats.txt").write_text(MORE, encoding="utf-8")
+    keep = tmp_path / "data-neighbour.txt"
+    keep.write_text("not part of any knowledge base", encoding="utf-8")
+
+    status, out, _ = run(capsys, "kb", "create", "trains")
+    assert status == 0 and str(data / "trains") in out
+    assert run(capsys, "kb", "create", "trains")[0] == 1  # exists
+    status, _, err = run(capsys, "search", "极光列车", "--kb", "trains")
+    assert status == 2 and "还没有文档" in err  # created, but empty: said plainly
+    assert run(capsys, "add", str(docs), "--kb", "trains")[0] == 0
+    assert run(capsys, "index", str(tmp_path / "cats.txt"), "--kb", "cats")[0] == 0  # index creates one too
+
+    rows = json.loads(run(capsys, "kb", "list", "--json")[1])
+    assert [(r["name"], r["documents"]) for r in rows] == [("default", None), ("cats", 1), ("trains", 1)]
+    hits = search_json(capsys, "彩虹猫咪合作社", "--kb", "cats", "--mode", "bm25")
+    assert {Path(h["source"]).name for h in hits} == {"cats.txt"}
+    hits = search_json(capsys, "极光列车", "--kb", "trains")
+    assert {Path(h["source"]).name for h in hits} == {"train.txt"}
+    status, out, _ = run(capsys, "ask", "极光列车全程需要多长时间？", "--kb", "trains", "--json")
+    assert status == 0 and {Path(p["source"]).name for p in json.loads(out)["passages"]} == {"train.txt"}
+
+    status, _, err = run(capsys, "search", "极光列车", "--kb", "nope")
+    assert status == 2 and "不存在" in err and not (data / "nope").exists()
+    for bad in ("../x", "..", "a/b", ".hidden", ""):
+        with pytest.raises(SystemExit):
+            main(["search", "q", "--kb", bad])
+        assert "知识库名称无效" in capsys.readouterr().err
+        try:
+            status = main(["kb", "delete", bad, "--yes"])
+        except SystemExit as exit:  # "" is a missing NAME: a usage error
+            status = exit.code
+        assert status in (1, 2) and "知识库名称" in capsys.readouterr().err or bad == ""
+    assert run(capsys, "kb", "delete", "cats")[0] == 1  # not a terminal: asks for --yes, deletes nothing
+    status, out, _ = run(capsys, "kb", "delete", "cats", "--yes")
+    assert status == 0 and not (data / "cats").exists()
+    assert (data / "trains").is_dir() and keep.read_text(encoding="utf-8") and docs.is_dir()
+    assert [r["name"] for r in json.loads(run(capsys, "kb", "list", "--json")[1])] == ["default", "trains"]
+    assert run(capsys, "kb", "delete", "cats", "--yes")[0] == 1  # already gone
+
+
+def test_help_is_short_and_each_command_shows_its_own_options(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 40 and "SETTING_" not in out
+    for command in ("index", "add", "search", "ask", "chat", "app", "kb", "settings", "eval"):
+        assert f"\n    {command}" in out
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 40 and "SETTING_" not in out and "--host" not in out and "--port" not in out
+    assert "-k N" in out and "--kb NAME" in out and "Passages returned per question" in out and "--set" in out
+    with pytest.raises(SystemExit):
+        main(["app", "--help"])
+    out = capsys.readouterr().out
+    assert "--host" in out and "--port" in out and "--share" in out and "--chunk-size" not in out
+
+
+def test_settings_command_lists_every_setting(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.settings import Settings
+
+    monkeypatch.setenv("RAG_K", "7")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
+    status, out, _ = run(capsys, "settings")
+    assert status == 0 and "RAG_K = 7" in out and "sk-secret-value" not in out
+    rows = json.loads(run(capsys, "settings", "--json")[1])
+    assert [row["name"] for row in rows] == list(Settings.model_fields)
+    assert next(r for r in rows if r["name"] == "openai_api_key")["value"] == "(set)"
+    with pytest.raises(SystemExit):
+        main(["search", "黑龙江", "--set", "no_such=1"])
+    assert "unknown setting 'no_such'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["search", "黑龙江", "--set", "openai_api_key=sk-x"])  # secrets only from the environment
+

@@ -116,7 +116,7 @@ def test_an_unreachable_hub_fails_fast_with_a_clear_message(monkeypatch: pytest.
 
 def test_the_cli_reports_a_model_that_cannot_be_loaded(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     missing = str(tmp_path / "no-such-model")
-    status = main(["search", "问题", "--index-dir", str(tmp_path / "index"), "--embedding-model", missing])
+    status = main(["search", "问题", "--index-dir", str(tmp_path / "index"), "--set", f"embedding_model={missing}"])
     assert status == 2 and missing in capsys.readouterr().err
 
 

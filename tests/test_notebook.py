@@ -16,7 +16,9 @@ def test_quickstart_notebook_executes(monkeypatch: pytest.MonkeyPatch, seed_inde
     monkeypatch.setenv("RAG_INDEX_DIR", str(seed_index_dir))  # the kernel inherits the environment
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    # The kernel runs in the notebook's own folder, as `jupyter nbconvert --execute` and Jupyter do.
+    folder = str(NOTEBOOK.parent)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": folder}}).execute()
     outputs = {i: cell.get("outputs", []) for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
     assert all(not any(o.get("output_type") == "error" for o in cell) for cell in outputs.values())
     html = [o["data"]["text/html"] for cell in outputs.values() for o in cell if "text/html" in o.get("data", {})]

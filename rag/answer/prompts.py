@@ -1,21 +1,11 @@
-"""Prompt templates, read from the text files in ``prompts/`` (system, answer, rewrite)."""
+"""Prompt templates, read from the package data ``rag.prompts`` (``prompts/`` in the source tree)."""
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
 
+from ..resources import prompt_text as read
 from ..types import Hit
-
-#: ``prompts/`` at the repository root, next to the package.
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
-
-
-@cache
-def read(name: str) -> str:
-    return (PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8").strip()
 
 
 def answer_prompt() -> ChatPromptTemplate:

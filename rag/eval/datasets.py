@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..ingest import IngestError, load_bytes, load_paths
+from ..resources import seeds_dir
 from ..types import Document
 
 DatasetFormat = Literal["jsonl", "squad"]
@@ -97,12 +98,12 @@ def _resolve(file: str, roots: list[Path]) -> Path | None:
 def load_jsonl(path: str | Path, corpus: str | Path | None = None) -> Dataset:
     """Our format: one ``{id, question, answer, answer_aliases, evidence: [{file, quote}], type}`` per line.
 
-    The corpus is the files under ``corpus`` (default ``seeds/``). Evidence files are looked up
+    The corpus is the files under ``corpus`` (default: the bundled pages, ``seeds/`` in the source tree). Evidence files are looked up
     relative to the working directory, the dataset's folder and its parent, and the corpus; a quote
     must be an exact substring of its file.
     """
     path = Path(path)
-    corpus = Path(corpus) if corpus is not None else Path("seeds")
+    corpus = Path(corpus) if corpus is not None else seeds_dir()
     documents, errors = load_paths([corpus])
     if errors:
         raise ValueError("cannot load the corpus: " + "; ".join(map(str, errors)))

@@ -5,7 +5,7 @@ Layout of ``<index_dir>/``::
     CURRENT              "<version-dir> <sha256 of its manifest.json>", replaced atomically
     v00000007/           one complete version
         manifest.json    format, settings fingerprint, embedding model, documents, file checksums
-        documents.jsonl  id, source, headlines, added time, full text (so passages can be shown)
+        documents.jsonl  id, source, headlines, name to show (uploads), added time, full text
         chunks.jsonl     chunk fields, integer key, BM25 tokens
         vectors.faiss    faiss.write_index of an IndexIDMap2(IndexFlatIP)
     .lock                writers hold an flock on it
@@ -308,6 +308,7 @@ class Index:
                         "id": r.document.id,
                         "source": r.document.source,
                         "headlines": list(r.document.headlines),
+                        **({"name": r.document.name} if r.document.name else {}),
                         "added_at": r.added_at,
                         "chunk_ids": list(r.chunk_ids),
                         "text": r.document.text,
@@ -447,7 +448,7 @@ def read_documents(path: Path) -> list[Document]:
 
     def load(version_dir: Path, manifest: dict[str, Any]) -> list[Document]:
         return [
-            Document(row["id"], row["source"], row["text"], tuple(row["headlines"]))
+            Document(row["id"], row["source"], row["text"], tuple(row["headlines"]), row.get("name", ""))
             for row in read_jsonl(version_dir / "documents.jsonl")
         ]
 
@@ -457,7 +458,7 @@ def read_documents(path: Path) -> list[Document]:
 def _load_snapshot(version_dir: Path, manifest: dict[str, Any]) -> Snapshot:
     documents: dict[str, DocumentRecord] = {}
     for row in read_jsonl(version_dir / "documents.jsonl"):
-        document = Document(row["id"], row["source"], row["text"], tuple(row["headlines"]))
+        document = Document(row["id"], row["source"], row["text"], tuple(row["headlines"]), row.get("name", ""))
         documents[document.id] = DocumentRecord(document, row["added_at"], tuple(row["chunk_ids"]))
     chunks, keys, tokens = [], [], []
     for row in read_jsonl(version_dir / "chunks.jsonl"):

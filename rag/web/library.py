@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..ingest import load_paths
 from ..knowledge import IngestReport, KnowledgeBase, NothingToIndexError
+from ..settings import DEFAULT_KB
 from ..store import Index
 from .uploads import UPLOADS_DIR
 
@@ -27,7 +28,7 @@ def document_rows(knowledge: KnowledgeBase) -> list[list]:
     return [
         [
             r.document.headlines[0] if r.document.headlines else "（无标题）",
-            Path(r.document.source).name,
+            r.document.display_name,
             len(r.chunk_ids),
             _local_time(r.added_at),
             r.document.id,
@@ -58,22 +59,27 @@ def delete_document(knowledge: KnowledgeBase, doc_id: str) -> str:
     saved = _upload_file(knowledge, record.document.source)
     if saved is not None:
         saved.unlink(missing_ok=True)
-    return f"已删除 {Path(record.document.source).name}（{len(record.chunk_ids)} 个段落）"
+    return f"已删除 {record.document.display_name}（{len(record.chunk_ids)} 个段落）"
 
 
 def rebuild(knowledge: KnowledgeBase, *, progress: bool = False) -> IngestReport:
-    """Re-read the corpus folders and the saved uploads and replace the index with a new one, atomically.
+    """Re-read the corpus folders (the default knowledge base only) and the saved uploads and replace the
+    index with a new one, atomically. Uploads keep the names they are shown under.
 
     Searches keep using the old version until the new one is published; the knowledge base's own
     index picks the new version up at once."""
-    missing = [str(p) for p in knowledge.settings.corpus if not Path(p).exists()]
+    corpus = knowledge.settings.corpus if knowledge.name == DEFAULT_KB else []
+    missing = [str(p) for p in corpus if not Path(p).exists()]
     if missing:
         raise FileNotFoundError(f"找不到语料：{'、'.join(missing)}")
-    documents, errors = load_paths(knowledge.settings.corpus)
+    documents, errors = load_paths(corpus) if corpus else ([], [])
     uploads = knowledge.index.path / UPLOADS_DIR
     if uploads.is_dir():
+        names = {r.document.source: r.document.name for r in knowledge.documents}
         uploaded, upload_errors = load_paths([uploads])
-        documents += [dataclasses.replace(d, source=f"{UPLOADS_DIR}/{Path(d.source).name}") for d in uploaded]
+        for document in uploaded:
+            source = f"{UPLOADS_DIR}/{Path(document.source).name}"
+            documents.append(dataclasses.replace(document, source=source, name=names.get(source, "")))
         errors += upload_errors
     if not documents:  # an empty corpus folder must not wipe the knowledge base
         raise NothingToIndexError(knowledge.index.path, errors)

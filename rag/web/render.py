@@ -9,7 +9,7 @@ that the markers of an earlier answer still open that answer's own sources.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
@@ -26,20 +26,21 @@ class Turn:
     answer: Answer | None = None  # None while the answer is still streaming
     partial: str = ""  # text streamed so far
     error: str | None = None  # a friendly message when no answer could be made at all
+    names: dict[str, str] = field(default_factory=dict)  # doc id -> the name its file is shown under
 
 
 def source_id(turn: int, n: int) -> str:
     return f"src-{turn}-{n}"
 
 
-def location(chunk: Chunk) -> str:
-    """File name and line numbers, e.g. ``002_dd50.txt · 第 3–9 行``."""
+def location(chunk: Chunk, name: str | None = None) -> str:
+    """File name (``name``, else the source's) and line numbers, e.g. ``002_dd50.txt · 第 3–9 行``."""
     lines = (
         f"第 {chunk.line_start} 行"
         if chunk.line_start == chunk.line_end
         else f"第 {chunk.line_start}–{chunk.line_end} 行"
     )
-    return f"{Path(chunk.source).name} · {lines}"
+    return f"{name or Path(chunk.source).name} · {lines}"
 
 
 def passage_html(chunk: Chunk, quote: str = "") -> str:
@@ -65,28 +66,32 @@ def answer_text_html(answer: Answer, turn: int) -> str:
     return _MARKER.sub(link, escape(answer.text))
 
 
-def _source_html(element_id: str, label: str, chunk: Chunk, quote: str) -> str:
+def _source_html(element_id: str, label: str, chunk: Chunk, quote: str, names: dict[str, str]) -> str:
     headline = escape(chunk.title) if chunk.title else "（无标题）"
     quote_line = f'<div class="rag-quote">“{escape(quote)}”</div>' if quote else ""
     return (
         f'<details class="rag-source" id="{element_id}">'
         f'<summary><span class="rag-n">{label}</span> <span class="rag-headline">{headline}</span>'
-        f' <span class="rag-loc">{escape(location(chunk))}</span>{quote_line}</summary>'
+        f' <span class="rag-loc">{escape(location(chunk, names.get(chunk.doc_id)))}</span>{quote_line}</summary>'
         f'<div class="rag-passage">{passage_html(chunk, quote)}</div></details>'
     )
 
 
-def sources_html(answer: Answer, turn: int) -> str:
+def sources_html(answer: Answer, turn: int, names: dict[str, str] | None = None) -> str:
     """The cited passages, then (collapsed) the other retrieved passages."""
     parts = []
     if answer.citations:
-        items = "".join(_source_html(source_id(turn, c.n), f"[{c.n}]", c.chunk, c.quote) for c in answer.citations)
+        items = "".join(
+            _source_html(source_id(turn, c.n), f"[{c.n}]", c.chunk, c.quote, names or {}) for c in answer.citations
+        )
         parts.append(f'<div class="rag-sources"><div class="rag-sources-title">来源</div>{items}</div>')
     cited_chunks = {c.chunk.id for c in answer.citations}
     others: list[Hit] = [hit for hit in answer.passages if hit.chunk.id not in cited_chunks]
     if others:
         title = "检索到的段落" if not answer.citations else "其他检索到的段落"
-        items = "".join(_source_html(f"psg-{turn}-{hit.rank}", f"#{hit.rank}", hit.chunk, "") for hit in others)
+        items = "".join(
+            _source_html(f"psg-{turn}-{hit.rank}", f"#{hit.rank}", hit.chunk, "", names or {}) for hit in others
+        )
         parts.append(f'<details class="rag-others"><summary>{title}（{len(others)}）</summary>{items}</details>')
     return "".join(parts)
 
@@ -104,7 +109,7 @@ def _footer_html(answer: Answer) -> str:
     return f'<div class="rag-meta">{escape(generator_label(answer.generator))} · 用时 {seconds:.2f} 秒</div>'
 
 
-def answer_html(answer: Answer, turn: int) -> str:
+def answer_html(answer: Answer, turn: int, names: dict[str, str] | None = None) -> str:
     """A finished answer: text (or refusal), notes, the rewritten question on demand, sources."""
     parts = []
     if answer.note:
@@ -123,14 +128,14 @@ def answer_html(answer: Answer, turn: int) -> str:
             '<details class="rag-rewrite"><summary>查看改写后的问题</summary>'
             f"<div>{escape(answer.rewritten_question)}</div></details>"
         )
-    parts.append(sources_html(answer, turn))
+    parts.append(sources_html(answer, turn, names))
     parts.append(_footer_html(answer))
     return "".join(parts)
 
 
 def turn_html(turn: Turn, number: int) -> str:
     if turn.answer is not None:
-        reply = answer_html(turn.answer, number)
+        reply = answer_html(turn.answer, number, turn.names)
     elif turn.error is not None:
         reply = f'<div class="rag-error">{escape(turn.error)}</div>'
     elif turn.partial:

@@ -1,4 +1,7 @@
-"""Uploaded files: checked (type, size), saved under ``<index_dir>/uploads/`` with a safe name, indexed.
+"""Uploaded files: checked (type, size), saved under ``<index>/uploads/`` with a safe name, indexed.
+
+The safe name is internal: the document records the name the user gave (:func:`display_name`), which
+the page shows.
 
 Each file is handled on its own, so one bad file gets its own message and does not stop the
 others; a file that fails leaves the index as it was (the index publishes a new version only
@@ -52,6 +55,28 @@ def safe_name(original: str, data: bytes) -> str:
     return f"{stem}_{digest}" + (f".{suffix}" if suffix else "")
 
 
+def display_name(original: str) -> str:
+    """The name an upload is shown under: as the user gave it, without control characters, at most 200 characters.
+
+    (Only shown, always escaped; the file is stored under :func:`safe_name`.)"""
+    name = "".join(ch for ch in unicodedata.normalize("NFC", original) if unicodedata.category(ch)[0] != "C")
+    return name.strip()[:200]
+
+
+def uploaded_files(files: list | None) -> list[tuple[str, str]]:
+    """(path on the server, the name the user gave) of each file of a Gradio upload event.
+
+    The page's upload event skips Gradio's preprocessing to see ``orig_name`` (Gradio's stored copy drops
+    characters such as ``<>/``); Gradio has already checked that each path is one of its own uploads."""
+    items = []
+    for item in files or []:
+        if isinstance(item, dict):
+            items.append((item["path"], item.get("orig_name") or Path(item["path"]).name))
+        else:  # a plain path
+            items.append((str(item), Path(str(item)).name))
+    return items
+
+
 def add_upload(knowledge: KnowledgeBase, path: str | Path, name: str | None = None) -> UploadResult:
     """Check, save and index one uploaded file (``path`` is where the web server put it)."""
     path = Path(path)
@@ -72,7 +97,7 @@ def add_upload(knowledge: KnowledgeBase, path: str | Path, name: str | None = No
     existed = target.exists()
     target.write_bytes(data)
     try:
-        report = knowledge.add_bytes(data, f"{UPLOADS_DIR}/{stored}")
+        report = knowledge.add_bytes(data, f"{UPLOADS_DIR}/{stored}", display_name(name))
     except Exception:  # an indexing failure (embeddings, disk): the index keeps its previous version
         log.exception("indexing upload %s failed", stored)
         report = None

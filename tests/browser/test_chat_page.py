@@ -123,7 +123,7 @@ def test_ask_follow_citation_upload_and_delete(page, dialogs, tmp_path):
     expect(turn.locator(".rag-answer")).to_contain_text("四十二米")
     turn.locator("a.rag-cite").first.click()
     source = turn.locator("details.rag-source[open]")
-    expect(source.locator(".rag-loc")).to_contain_text("白沙湾_灯塔_")
+    expect(source.locator(".rag-loc")).to_contain_text(UPLOAD_NAME)  # the name it was uploaded with
     expect(source.locator(".rag-passage")).to_contain_text("<script>alert(1)</script>")
     assert turn.locator("script, img").count() == 0
     shot(page, "upload-answer.png")
@@ -131,13 +131,16 @@ def test_ask_follow_citation_upload_and_delete(page, dialogs, tmp_path):
     # 4. Delete it: gone from the list, and from the next answer.
     page.get_by_role("tab", name="知识库").click()
     page.locator("#doc-select input").click()
-    page.get_by_role("option", name="白沙湾_灯塔_", exact=False).first.click()
+    page.get_by_role("option", name=UPLOAD_NAME, exact=False).first.click()
     page.locator("#delete").click()
+    expect(page.locator("#delete-question")).to_contain_text(UPLOAD_NAME)  # asks first
+    page.locator("#delete-yes").click()
     expect(page.locator("#library-message")).to_contain_text("已删除")
     expect(page.locator("#documents")).not_to_contain_text("白沙湾")
+    expect(page.locator("#upload-status")).to_contain_text("已删除")  # no longer "added"
     page.get_by_role("tab", name="问答").click()
     turn = ask(page, "白沙湾的灯塔有多高？", 2)
-    expect(turn).not_to_contain_text("白沙湾_灯塔_")
+    expect(turn).not_to_contain_text(UPLOAD_NAME)
     expect(turn).not_to_contain_text("四十二米")
 
     assert dialogs == []

@@ -1,0 +1,1 @@
+"""Prompt templates (package data ``rag.prompts``, read by :mod:`rag.resources`)."""

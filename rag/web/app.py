@@ -1,0 +1,491 @@
+"""The chat page: ``rag app`` (or ``python app.py`` in a checkout) serves http://127.0.0.1:7860.
+
+On first run the default knowledge base is built from the bundled pages. The page's settings are
+flags (``--port 8000``, ``rag app --help``) and environment variables (``RAG_PORT=8000``).
+The page is thin: answers come from :class:`rag.assistant.Assistant`, documents from its
+:class:`rag.knowledge.KnowledgeBase`, knowledge bases from :mod:`rag.registry`; HTML and upload
+handling live in :mod:`rag.web`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+
+import anyio
+import gradio as gr
+
+from rag.assistant import Assistant
+from rag.cli import PAGE_SETTINGS, add_page_options, settings_from_args, settings_parser
+from rag.embeddings import EmbeddingError
+from rag.knowledge import NothingToIndexError
+from rag.registry import AssistantCache, list_knowledge_bases
+from rag.settings import Settings
+from rag.store import IndexStoreError
+from rag.types import Answer
+from rag.validation import InputError
+from rag.web.library import COLUMNS, delete_document, document_choices, document_rows, rebuild
+from rag.web.render import CLICK_JS, CSS, Turn, conversation_html
+from rag.web.uploads import UPLOAD_TYPES, UploadResult, add_upload, uploaded_files
+
+__all__ = [
+    "ERROR_MESSAGE",
+    "EXAMPLES",
+    "FALLBACK_NOTE",
+    "SESSION_CAPACITY",
+    "build_app",
+    "launch",
+    "llm_overrides",
+    "main",
+    "parse_args",
+    "serve",
+]
+
+log = logging.getLogger("rag.app")
+
+#: Questions about the bundled pages (the default knowledge base), simplified and traditional.
+EXAMPLES = [
+    "去年江西外贸总值是多少？",
+    "广东省工信厅厅长是谁？",
+    "黑龍江的邊境線有多長？",
+    "东盟已连续多少年是广西最大的贸易伙伴？",
+    "长光卫星把“吉林一号”组网卫星数量提升到了多少颗？",
+]
+FALLBACK_NOTE = "生成服务出错，以下是抽取式回答。"
+ERROR_MESSAGE = "抱歉，回答时出错了，请稍后再试。"
+STREAM_INTERVAL = 0.1  # seconds between page updates while an answer streams in
+UPLOAD_COLUMNS = ["文件", "状态", "说明"]
+#: Browser sessions whose state the server keeps (least recently used dropped first). Gradio keeps a
+#: copy of the page's config per session, about 85 KB for this page (measured), for 10 000 sessions by
+#: default: memory would grow by up to ~850 MB with visitors. 1 000 bounds it near 85 MB.
+SESSION_CAPACITY = 1000
+
+
+def history_of(turns: list[Turn]) -> list[dict[str, str]]:
+    """The finished turns as chat messages, for follow-up questions."""
+    messages: list[dict[str, str]] = []
+    for turn in turns:
+        if turn.answer is not None:
+            messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer.text}]
+    return messages
+
+
+def llm_overrides(settings: Settings, base_url: str, model: str, api_key: str) -> dict[str, str | None]:
+    """The LLM settings a visitor typed. The server's own key goes only to the server's own endpoint:
+    sent to an address a visitor typed, it would hand the key to whoever runs that address."""
+    elsewhere = bool(base_url) and base_url != settings.openai_base_url
+    return {
+        "openai_base_url": base_url or None,
+        "openai_model": model or None,
+        "openai_api_key": api_key or ("" if elsewhere else None),  # "" means no key; None keeps the server's
+    }
+
+
+def close_when_idle(stream: Iterator, patience: float = 600) -> None:
+    """Close a generator as soon as no thread is running it (a cancelled step may still be in progress)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return stream.close()
+        except ValueError:  # "generator already executing"; its steps end at the latest at the LLM deadline
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _names(assistant: Assistant) -> dict[str, str]:
+    """doc id -> the name an upload is shown under (documents without one show their file name)."""
+    return {r.document.id: r.document.name for r in assistant.knowledge.documents if r.document.name}
+
+
+def build_app(assistant: Assistant) -> gr.Blocks:
+    """The page over ``assistant``'s knowledge base; the selector opens the other knowledge bases by name."""
+    settings = assistant.settings
+    assistants = AssistantCache(assistant)
+    first = assistant.knowledge.name
+
+    # Answers are worked out in threads: at most `concurrency_limit` at a time that use the CPU, and
+    # apart from them at most `llm_concurrency` that wait on an LLM. The chat event itself has no
+    # queue limit, so questions kept waiting by a slow LLM do not hold up the extractive answers.
+    cpu = anyio.CapacityLimiter(settings.concurrency_limit)
+    llm = anyio.CapacityLimiter(settings.llm_concurrency)
+
+    def open_kb(name: str | None) -> Assistant:
+        """The assistant of knowledge base ``name``; a problem is an InputError with a message for the page."""
+        try:
+            return assistants.get(name or first)
+        except (IndexStoreError, EmbeddingError, NothingToIndexError, ValueError) as error:
+            log.warning("cannot open knowledge base %r: %s", name, error)
+            raise InputError(f"无法打开知识库“{name}”：{error}") from error
+
+    async def chat(
+        question: str,
+        turns: list[Turn],
+        k: float,
+        mode: str,
+        generator: str,
+        answer_script: str,
+        base_url: str,
+        model: str,
+        api_key: str,
+        kb: str | None = None,
+    ) -> AsyncIterator[tuple[str, list[Turn], str]]:
+        question = (question or "").strip()
+        if not question:
+            yield conversation_html(turns), turns, ""
+            return
+        history = history_of(turns)
+        turn = Turn(question)
+        turns = [*turns, turn]
+        yield conversation_html(turns), turns, ""
+        # k goes through as sent: the assistant refuses 2.5 or text with a message rather than rounding it.
+        overrides = {"k": k, "mode": mode, "answer_script": answer_script, "generator": generator}
+        limiter = cpu
+        if generator == "openai":
+            limiter = llm
+            overrides |= llm_overrides(settings, base_url, model, api_key)
+        shown = time.monotonic()
+        stream = None
+        chosen = None
+        try:
+            chosen = await anyio.to_thread.run_sync(open_kb, kb, limiter=cpu)
+            stream = chosen.stream(question, history, **overrides)
+            while (item := await anyio.to_thread.run_sync(next, stream, None, limiter=limiter)) is not None:
+                if isinstance(item, Answer):
+                    turn.answer = item
+                    turn.names = _names(chosen)
+                    continue
+                turn.partial += item
+                if time.monotonic() - shown >= STREAM_INTERVAL:
+                    shown = time.monotonic()
+                    yield conversation_html(turns), turns, ""
+            stream = None
+        except InputError as error:  # an overlong question, an empty knowledge base: say what is wrong
+            turn.error = str(error)
+        except Exception:  # the page shows a friendly message and the offline answer instead
+            log.exception("answering failed; falling back to the extractive answer")
+            stream = None
+            turn.partial = ""
+            try:
+                assert chosen is not None
+                extractive = functools.partial(chosen.ask, question, history, **{**overrides, "generator": "extractive"})
+                turn.answer = await anyio.to_thread.run_sync(extractive, limiter=cpu)
+                turn.answer.note = FALLBACK_NOTE + (f"（{turn.answer.note}）" if turn.answer.note else "")
+                turn.names = _names(chosen)
+            except Exception:
+                log.exception("the extractive fallback failed too")
+                turn.error = ERROR_MESSAGE
+        finally:
+            if stream is not None:  # the reader left mid-answer: stop it (an LLM's connection is closed)
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(close_when_idle, stream)
+        if turn.answer is None and turn.error is None:
+            turn.error = ERROR_MESSAGE
+        yield conversation_html(turns), turns, ""
+
+    def ask(question: str, k: int = settings.k, mode: str = settings.mode, kb: str = first) -> dict:
+        """One answer as JSON (text with [n] markers, citations, passages); no conversation."""
+        try:
+            return open_kb(kb).ask(question, None, k=k, mode=mode).to_dict()
+        except InputError as error:  # gr.Error reaches the caller with its message; other errors do not
+            raise gr.Error(str(error)) from error
+
+    def library_view(kb: str | None) -> tuple[list[list], dict]:
+        try:
+            knowledge = open_kb(kb).knowledge
+        except InputError:
+            return [], gr.update(choices=[], value=None)
+        return document_rows(knowledge), gr.update(choices=document_choices(knowledge), value=None)
+
+    def status_rows(uploads: list[list]) -> list[list]:
+        """The upload table: file, status, message (the doc id stays in the state)."""
+        return [row[:3] for row in uploads]
+
+    def upload(files: list | None, kb: str | None, progress: gr.Progress = gr.Progress()) -> Iterator[tuple]:
+        items = uploaded_files(files)
+        uploads = [[name, "等待", "", None] for _, name in items]
+        try:
+            knowledge = open_kb(kb).knowledge
+        except InputError as error:
+            yield [], uploads, *library_view(kb), str(error), None
+            return
+        results: list[UploadResult] = []
+        for i, (path, name) in enumerate(items):
+            uploads[i][1] = "索引中…"
+            progress((i, len(items)), desc=f"正在索引 {name}")
+            yield status_rows(uploads), uploads, *library_view(kb), gr.update(), gr.update()
+            result = add_upload(knowledge, path, name)
+            results.append(result)
+            uploads[i][1:] = ["✓ 完成" if result.ok else "✗ 失败", result.message, result.doc_id]
+        failed = sum(not r.ok for r in results)
+        summary = f"上传完成：{len(results) - failed} 个成功" + (f"，{failed} 个失败" if failed else "")
+        yield status_rows(uploads), uploads, *library_view(kb), summary, None  # the status table now lists the files
+
+    def confirm_delete(doc_id: str | None, kb: str | None) -> tuple:
+        """The first click only asks: which document, and that it cannot be undone."""
+        if not doc_id:
+            return gr.update(visible=False), "", "请先选择要删除的文档"
+        try:
+            record = open_kb(kb).knowledge.index.snapshot.documents.get(doc_id)
+        except InputError as error:
+            return gr.update(visible=False), "", str(error)
+        if record is None:
+            return gr.update(visible=False), "", "该文档已不在知识库中"
+        question = f"确定要从知识库“{kb or first}”删除《{record.document.display_name}》吗？删除后不能恢复。"
+        return gr.update(visible=True), question, ""
+
+    def delete(doc_id: str | None, kb: str | None = None, uploads: list[list] | None = None) -> tuple:
+        uploads = [list(row) for row in uploads or []]
+        try:
+            message = delete_document(open_kb(kb).knowledge, doc_id) if doc_id else "请先选择要删除的文档"
+        except InputError as error:
+            message = str(error)
+        for row in uploads:  # the upload table must not keep saying "added" for it
+            if doc_id and row[3] == doc_id:
+                row[1:3] = ["已删除", "已从知识库删除"]
+        return *library_view(kb), message, status_rows(uploads), uploads, gr.update(visible=False)
+
+    def rebuild_index(kb: str | None, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
+        progress(0, desc="正在重建索引")
+        try:
+            knowledge = open_kb(kb).knowledge
+            report = rebuild(knowledge, progress=True)
+        except InputError as error:
+            return *library_view(kb), str(error)
+        except FileNotFoundError as error:
+            return *library_view(kb), f"未重建：{error}"
+        except NothingToIndexError:
+            return *library_view(kb), "未重建：语料和已上传文件中没有可读取的文件，知识库未改变"
+        message = f"已重建：{len(knowledge.documents)} 个文档，{report.update.chunks_added} 个段落"
+        if report.errors:
+            message += f"；{len(report.errors)} 个文件无法读取"
+        return *library_view(kb), message
+
+    def knowledge_bases(selected: str | None = None) -> dict:
+        return gr.update(choices=list_knowledge_bases(settings), value=selected or first)
+
+    def create_kb(name: str) -> tuple:
+        name = (name or "").strip()
+        try:
+            assistants.create(name)
+        except ValueError as error:  # an unsafe name, or one that exists
+            return gr.update(), str(error), gr.update()
+        return knowledge_bases(name), f"已创建知识库“{name}”，请在下方上传文件", ""
+
+    def switch_kb(kb: str) -> tuple:
+        """Another knowledge base: a new conversation, its documents, an empty upload table."""
+        try:
+            count = len(open_kb(kb).knowledge.documents)
+            message = f"当前知识库“{kb}”：{count} 个文档" + ("（还没有文档，请先上传文件）" if not count else "")
+        except InputError as error:
+            message = str(error)
+        return conversation_html([]), [], *library_view(kb), [], [], message, gr.update(visible=False)
+
+    with gr.Blocks(title="新闻问答助手", analytics_enabled=False) as demo:
+        turns_state = gr.State([])
+        uploads_state = gr.State([])  # rows of the upload table, each with the doc id it added
+        gr.Markdown("## 新闻问答助手\n根据知识库中的新闻回答问题，每句回答都标注出处；点击 [1] 查看原文。")
+        kb = gr.Dropdown(
+            choices=list_knowledge_bases(settings), value=first, label="知识库", elem_id="kb-select", scale=0
+        )
+        with gr.Tab("问答", id="chat"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    conversation = gr.HTML(
+                        conversation_html([]), js_on_load=CLICK_JS, elem_id="conversation", min_height=320
+                    )
+                    with gr.Row():
+                        question = gr.Textbox(
+                            placeholder="输入问题，按回车发送",
+                            show_label=False,
+                            scale=6,
+                            elem_id="question",
+                            max_lines=4,
+                        )
+                        send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
+                    gr.Examples(EXAMPLES, inputs=question, label="示例问题（默认知识库）")
+                    clear = gr.Button("清空对话", size="sm", elem_id="clear")
+                with gr.Column(scale=1, min_width=260):
+                    with gr.Accordion("设置", open=True):
+                        k = gr.Slider(1, 20, value=settings.k, step=1, label="检索段落数（top-k）")
+                        mode = gr.Radio(
+                            [("混合", "hybrid"), ("向量", "dense"), ("关键词（BM25）", "bm25")],
+                            value=settings.mode,
+                            label="检索方式",
+                        )
+                        generator = gr.Radio(
+                            [("抽取式（离线）", "extractive"), ("OpenAI 兼容接口", "openai")],
+                            value=settings.generator,
+                            label="回答方式",
+                        )
+                        with gr.Group(visible=settings.generator == "openai") as llm_group:
+                            base_url = gr.Textbox(
+                                settings.openai_base_url or "", label="接口地址（Base URL）", placeholder="https://…/v1"
+                            )
+                            model = gr.Textbox(settings.openai_model, label="模型")
+                            api_key = gr.Textbox(
+                                "",
+                                label="API Key",
+                                type="password",
+                                placeholder="已在服务器配置，留空即可" if settings.openai_api_key else "sk-…",
+                            )
+                        answer_script = gr.Radio(
+                            [("跟随问题", "auto"), ("简体", "simplified"), ("繁體", "traditional")],
+                            value=settings.answer_script,
+                            label="回答字体",
+                        )
+        with gr.Tab("知识库", id="library"):
+            documents = gr.Dataframe(
+                headers=COLUMNS,
+                value=document_rows(assistant.knowledge),
+                interactive=False,
+                wrap=True,
+                elem_id="documents",
+            )
+            files = gr.File(
+                label=f"上传文件（{'、'.join(UPLOAD_TYPES)}；每个不超过 {settings.max_file_mb:g} MB）",
+                file_count="multiple",  # no file_types: Gradio would refuse the whole batch; each file is checked
+                elem_id="upload",
+            )
+            upload_rows = gr.Dataframe(headers=UPLOAD_COLUMNS, interactive=False, wrap=True, elem_id="upload-status")
+            with gr.Row():
+                selected = gr.Dropdown(
+                    choices=document_choices(assistant.knowledge), label="选择文档", scale=4, elem_id="doc-select"
+                )
+                delete_button = gr.Button("删除文档", variant="stop", scale=1, elem_id="delete")
+            with gr.Group(visible=False, elem_id="delete-confirm") as confirm_group:
+                confirm_text = gr.Markdown(elem_id="delete-question")
+                with gr.Row():
+                    confirm_button = gr.Button("确认删除", variant="stop", elem_id="delete-yes")
+                    cancel_button = gr.Button("取消", elem_id="delete-no")
+            rebuild_button = gr.Button("从源文件重建索引（默认知识库：内置语料 + 已上传文件）", size="sm", elem_id="rebuild")
+            library_message = gr.Markdown(elem_id="library-message")
+            with gr.Accordion("新建知识库", open=False):
+                with gr.Row():
+                    new_kb = gr.Textbox(placeholder="名称，例如 地方新闻", show_label=False, scale=4, elem_id="new-kb")
+                    create_button = gr.Button("新建", scale=1, elem_id="create-kb")
+
+        chat_inputs = [question, turns_state, k, mode, generator, answer_script, base_url, model, api_key, kb]
+        chat_outputs = [conversation, turns_state, question]
+        # No queue limit: the limiters above bound the work (see there).
+        gr.on([question.submit, send.click], chat, chat_inputs, chat_outputs, api_name="chat", concurrency_limit=None)
+        clear.click(lambda: (conversation_html([]), []), None, [conversation, turns_state], api_name=False)
+        generator.change(lambda g: gr.update(visible=g == "openai"), generator, llm_group, api_name=False)
+        gr.api(ask, api_name="ask")
+
+        library_outputs = [documents, selected]
+        # Changes to the library run one at a time; they do not share the chat's concurrency limit.
+        writes = {"concurrency_limit": 1, "concurrency_id": "library"}
+        files.upload(
+            upload,
+            [files, kb],
+            [upload_rows, uploads_state, *library_outputs, library_message, files],
+            api_name="upload",
+            preprocess=False,  # to see each file's own name (see uploaded_files)
+            **writes,
+        )
+        delete_button.click(
+            confirm_delete, [selected, kb], [confirm_group, confirm_text, library_message], api_name=False
+        )
+        cancel_button.click(lambda: gr.update(visible=False), None, confirm_group, api_name=False)
+        delete_outputs = [*library_outputs, library_message, upload_rows, uploads_state, confirm_group]
+        confirm_button.click(delete, [selected, kb, uploads_state], delete_outputs, api_name="delete", **writes)
+        rebuild_button.click(rebuild_index, kb, [*library_outputs, library_message], api_name="rebuild", **writes)
+        create_button.click(create_kb, new_kb, [kb, library_message, new_kb], api_name="create_kb", **writes)
+        kb.change(
+            switch_kb,
+            kb,
+            [conversation, turns_state, *library_outputs, upload_rows, uploads_state, library_message, confirm_group],
+            api_name=False,
+        )
+        demo.load(lambda name: (knowledge_bases(name), *library_view(name)), kb, [kb, *library_outputs], api_name=False)
+    return demo
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Settings]:
+    """``python app.py``'s options: those of ``rag app``."""
+    parser = argparse.ArgumentParser(
+        description="新闻问答助手的网页（Gradio）。每个设置也可用 RAG_<NAME> 环境变量指定。",
+        parents=[settings_parser(PAGE_SETTINGS)],
+    )
+    add_page_options(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        check_login(settings)
+    except ValueError as error:
+        parser.error(str(error))
+    return args, settings
+
+
+def check_login(settings: Settings) -> None:
+    if bool(settings.auth_user) != bool(settings.auth_password):
+        raise ValueError(
+            "登录需要同时设置用户名和密码（--auth-user 或 RAG_AUTH_USER，以及环境变量 RAG_AUTH_PASSWORD）"
+        )
+
+
+def launch(demo: gr.Blocks, settings: Settings, *, share: bool = False, block: bool = True):
+    auth = None
+    if settings.auth_user and settings.auth_password:
+        auth = (settings.auth_user, settings.auth_password.get_secret_value())
+    demo.queue(default_concurrency_limit=settings.concurrency_limit)
+    return demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=share,
+        auth=auth,
+        auth_message="新闻问答助手：请登录" if auth else None,
+        max_file_size=f"{int(settings.max_file_mb * 4)}mb",  # hard cap; the per-file limit is checked with a message
+        css=CSS,
+        footer_links=["api"],
+        state_session_capacity=SESSION_CAPACITY,
+        prevent_thread_lock=not block,
+        quiet=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, settings = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    return serve(settings, share=args.share)
+
+
+def serve(settings: Settings, *, share: bool = False) -> int:
+    """Open the knowledge base ``settings.kb`` (building the default one if missing) and serve the page."""
+    try:
+        check_login(settings)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"正在加载知识库“{settings.kb}”：{settings.index_path}（首次运行会先建立索引，需要几分钟）…", flush=True)
+    try:
+        assistant = Assistant.load(settings, progress=True)
+    except (IndexStoreError, EmbeddingError) as error:  # a damaged index, a model that cannot be loaded
+        print(f"无法加载知识库：{error}", file=sys.stderr)
+        return 2
+    except NothingToIndexError as error:  # the corpus setting names no readable file
+        print(f"无法建立知识库：{error}", file=sys.stderr)
+        return 2
+    count = len(assistant.knowledge.documents)
+    print(f"知识库：{count} 个文档" + ("（还没有文档：请在网页的“知识库”页上传文件）" if not count else ""), flush=True)
+    if count:  # loads the tokenizer dictionary and caches now, not on the first visitor's question
+        assistant.ask(EXAMPLES[0])
+    demo = build_app(assistant)
+    _, url, _ = launch(demo, settings, share=share, block=False)
+    print(f"新闻问答助手已启动：{url}（按 Ctrl+C 退出）", flush=True)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

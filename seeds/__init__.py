@@ -1,0 +1,1 @@
+"""The bundled newspaper pages (package data ``rag.seeds``): the default knowledge base's corpus."""
