@@ -114,11 +114,18 @@ class AssistantCache:
         self._open = {first.knowledge.name: first}
         self._lock = threading.Lock()
 
+    def names(self) -> list[str]:
+        """Every knowledge base on disk, and any opened here (the API lists them as models)."""
+        on_disk = list_knowledge_bases(self.settings)
+        return on_disk + sorted(set(self._open) - set(on_disk))
+
     def get(self, name: str) -> "Assistant":
-        """The assistant of knowledge base ``name``; raises as ``KnowledgeBase.open`` does (e.g. not found)."""
+        """The assistant of knowledge base ``name``; ``KeyError`` for a name that was never created."""
         from .assistant import Assistant
         from .knowledge import KnowledgeBase
 
+        if name not in self._open and name not in list_knowledge_bases(self.settings):
+            raise KeyError(name)
         with self._lock:  # one opening at a time: two visitors must not build the same index twice
             if name not in self._open:
                 settings = _settings(name, self.settings)

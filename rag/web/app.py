@@ -103,10 +103,11 @@ def _names(assistant: Assistant) -> dict[str, str]:
     return {r.document.id: r.document.name for r in assistant.knowledge.documents if r.document.name}
 
 
-def build_app(assistant: Assistant) -> gr.Blocks:
-    """The page over ``assistant``'s knowledge base; the selector opens the other knowledge bases by name."""
+def build_app(assistant: Assistant, assistants: AssistantCache | None = None) -> gr.Blocks:
+    """The page over ``assistant``'s knowledge base; the selector opens the other knowledge bases by name
+    (through ``assistants``, which the HTTP API shares when both are served)."""
     settings = assistant.settings
-    assistants = AssistantCache(assistant)
+    assistants = assistants or AssistantCache(assistant)
     first = assistant.knowledge.name
 
     # Answers are worked out in threads: at most `concurrency_limit` at a time that use the CPU, and
@@ -451,6 +452,28 @@ def launch(demo: gr.Blocks, settings: Settings, *, share: bool = False, block: b
     )
 
 
+def server_app(demo: gr.Blocks, assistants: AssistantCache, settings: Settings):
+    """One app, one port: the HTTP API and MCP (``rag.api``) with the page mounted at ``/``."""
+    from rag.api import create_api
+
+    api = create_api(assistants, settings)
+    auth = None
+    if settings.auth_user and settings.auth_password:
+        auth = (settings.auth_user, settings.auth_password.get_secret_value())
+    demo.queue(default_concurrency_limit=settings.concurrency_limit)
+    demo.state_session_capacity = SESSION_CAPACITY  # read when the page's routes are made
+    return gr.mount_gradio_app(
+        api,
+        demo,
+        path="/",
+        auth=auth,
+        auth_message="新闻问答助手：请登录" if auth else None,
+        max_file_size=f"{int(settings.max_file_mb * 4)}mb",  # hard cap; the per-file limit is checked with a message
+        css=CSS,
+        footer_links=["api"],
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, settings = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
@@ -475,15 +498,27 @@ def serve(settings: Settings, *, share: bool = False) -> int:
         return 2
     count = len(assistant.knowledge.documents)
     print(f"知识库：{count} 个文档" + ("（还没有文档：请在网页的“知识库”页上传文件）" if not count else ""), flush=True)
-    if count:  # loads the tokenizer dictionary and caches now, not on the first visitor's question
+    if count:  # loads the tokenizer dictionary, the reader and caches now, not on the first visitor's question
         assistant.ask(EXAMPLES[0])
-    demo = build_app(assistant)
-    _, url, _ = launch(demo, settings, share=share, block=False)
-    print(f"新闻问答助手已启动：{url}（按 Ctrl+C 退出）", flush=True)
+    assistants = AssistantCache(assistant)
+    demo = build_app(assistant, assistants)
+    if share:  # a public link needs Gradio's own server: the page alone, without the HTTP API
+        _, url, _ = launch(demo, settings, share=True, block=False)
+        print(f"新闻问答助手已启动：{url}（按 Ctrl+C 退出）", flush=True)
+        try:
+            demo.block_thread()
+        except KeyboardInterrupt:
+            pass
+        return 0
     try:
-        demo.block_thread()
-    except KeyboardInterrupt:
-        pass
+        app = server_app(demo, assistants, settings)
+    except ValueError as error:  # a malformed RAG_API_KEYS (the message does not contain the keys)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    print(f"新闻问答助手已启动：http://{settings.host}:{settings.port}/（API：/v1，MCP：/mcp；按 Ctrl+C 退出）", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
 
 
