@@ -120,7 +120,9 @@ class Settings(BaseSettings):
     )
     reader_passages: int = Field(3, ge=1, le=MAX_K, description="Extractive: passages the reader reads (best first).")
     reader_threshold: float = Field(
-        0.0, description="Extractive: refuse unless the best span beats the reader's no-answer score by this much."
+        0.14,
+        description="Extractive: refuse unless the best span beats the reader's no-answer score by this much "
+        "(0.14: calibrated on CMRC 2018, which the shipped reader never saw, for ≤ 3 % false refusals).",
     )
     answer_script: AnswerScript = Field("auto", description="Answer in the question's script, or always simplified/traditional.")
     refusal_threshold: float = Field(0.35, ge=0, le=1, description="Rules: minimum evidence score to answer.")

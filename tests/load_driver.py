@@ -271,7 +271,7 @@ def upload(client: Client, news: NewsFile) -> LibraryOp:
     try:
         rows, documents, _, message, _ = client.predict([handle_file(news.path)], api_name="/upload")
         status = rows["data"][0][1]
-        doc_id = next((row[4] for row in documents["data"] if row[1].startswith(f"{news.place}新闻_")), None)
+        doc_id = next((row[4] for row in documents["data"] if row[1].startswith(f"{news.place}新闻.")), None)
         took = time.perf_counter() - began
         if status != "✓ 完成" or doc_id is None:
             return LibraryOp("upload", news.path.name, took, False, f"{status}: {rows['data'][0][2]} / {message}")

@@ -290,7 +290,7 @@ def test_a_damaged_index_stops_the_page_with_a_rebuild_hint(writable_index_dir, 
 
 
 def test_upload_answer_and_delete(client, tmp_path):
-    news = "白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高四十二米。<script>alert(1)</script><img src=x onerror=alert(1)>\n"
+    news = "白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高42米，是当地最高的建筑。<script>alert(1)</script><img src=x onerror=alert(1)>\n"
     name = "白沙湾 灯塔（第2版）.txt"  # stored as 白沙湾_灯塔_第2版_<hash>.txt, shown as named
     path = tmp_path / name
     path.write_text(news, encoding="utf-8")
@@ -307,7 +307,7 @@ def test_upload_answer_and_delete(client, tmp_path):
     assert not answer["refused"] and answer["citations"][0]["doc_id"] == doc_id
     assert answer["citations"][0]["source"].startswith("uploads/白沙湾_灯塔_第2版_")  # the stored name: internal
     html, _ = client.predict("白沙湾的灯塔有多高？", api_name="/chat")
-    assert "四十二米" in html and "script" not in tags(html) and "img" not in tags(html)
+    assert "42米" in html and "script" not in tags(html) and "img" not in tags(html)
     assert f"{name} · 第" in html  # the citation names the file as uploaded
 
     documents, _, message, rows = client.predict(doc_id, api_name="/delete")
@@ -348,11 +348,11 @@ def test_knowledge_bases_by_name_on_the_page(client, tmp_path):
     assert "rag-error" in html and "还没有文档" in html
 
     path = tmp_path / "灯塔.txt"
-    path.write_text("白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高四十二米。\n", encoding="utf-8")
+    path.write_text("白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高42米，是当地最高的建筑。\n", encoding="utf-8")
     rows, documents, _, _, _ = client.predict([handle_file(path)], "地方新闻", api_name="/upload")
     assert rows["data"][0][1] == "✓ 完成" and [row[1] for row in documents["data"]] == ["灯塔.txt"]
     answer = client.predict("白沙湾的灯塔有多高？", 5, "hybrid", "地方新闻", api_name="/ask")
-    assert "四十二米" in answer["text"] and len(answer["passages"]) == 1
+    assert "42米" in answer["text"] and len(answer["passages"]) == 1
     seeds = client.predict("白沙湾的灯塔有多高？", api_name="/ask")  # the default one does not have it
     assert all(hit["source"] != answer["passages"][0]["source"] for hit in seeds["passages"])
     with pytest.raises(AppError, match="不存在"):

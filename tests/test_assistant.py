@@ -61,10 +61,10 @@ def test_empty_question_is_a_value_error(seed_assistant: Assistant) -> None:
 
 
 def test_refusal_is_exact_and_cites_nothing(seed_assistant: Assistant) -> None:
-    answer = seed_assistant.ask("哈伊高铁全长多少公里？")  # the pages give a bridge in 米, not the line in 公里
+    answer = seed_assistant.ask("吉林化纤集团的碳纤维年产能是多少吨？")  # the pages rank its capacity, no tonnage
     assert answer.refused and answer.text == REFUSAL and answer.citations == []
     assert answer.passages  # what was looked at is still shown
-    traditional = seed_assistant.ask("哈伊高鐵全長多少公里？")
+    traditional = seed_assistant.ask("吉林化纖集團的碳纖維年產能是多少噸？")
     assert traditional.refused and traditional.text == to_traditional(REFUSAL) == "根據現有資料無法回答該問題。"
 
 
@@ -80,7 +80,8 @@ def test_stream_yields_text_then_the_answer(seed_assistant: Assistant) -> None:
 def test_overrides_apply_per_call_only(seed_assistant: Assistant) -> None:
     assert len(seed_assistant.ask("黑龙江的边境线有多长？", k=2).passages) == 2
     assert len(seed_assistant.ask("黑龙江的边境线有多长？").passages) == seed_assistant.settings.k
-    assert seed_assistant.ask("黑龙江的边境线有多长？", refusal_threshold=1.0).refused
+    assert seed_assistant.ask("黑龙江的边境线有多长？", reader_threshold=100.0).refused
+    assert seed_assistant.ask("黑龙江的边境线有多长？", generator="rules", refusal_threshold=1.0).refused
     bm25 = seed_assistant.ask("黑龙江的边境线有多长？", mode="bm25")
     assert all(set(hit.scores) == {"bm25"} for hit in bm25.passages)
     heavier = seed_assistant.ask("黑龙江的边境线有多长？", weight_dense=3.0)  # a retrieval knob: its own retriever
@@ -168,10 +169,10 @@ def test_knowledge_bases_by_name_and_an_empty_one_says_so(tmp_path: Path) -> Non
         list(assistant.stream("白沙湾的灯塔有多高？"))
 
     news = tmp_path / "灯塔.txt"
-    news.write_text("白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高四十二米。\n", encoding="utf-8")
+    news.write_text("白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高42米，是当地最高的建筑。\n", encoding="utf-8")
     assistant.knowledge.add_paths([news])
     answer = assistant.ask("白沙湾的灯塔有多高？")
-    assert "四十二米" in answer.text and answer.citations[0].source == str(news)  # as the README uses it
+    assert "42米" in answer.text and answer.citations[0].source == str(news)  # as the README uses it
     assert Assistant.load(settings, kb="港口").ask("白沙湾的灯塔有多高？").text == answer.text
 
     with pytest.raises(KnowledgeBaseNotFoundError, match="不存在"):

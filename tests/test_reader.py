@@ -113,7 +113,7 @@ def test_traditional_question_gets_a_traditional_answer(seed_assistant: Assistan
 
 
 def test_question_the_pages_cannot_answer_is_refused(seed_assistant: Assistant) -> None:
-    answer = seed_assistant.ask("哈伊高铁全长多少公里？")
+    answer = seed_assistant.ask("吉林化纤集团的碳纤维年产能是多少吨？")  # a capacity rank, no tonnage
     assert answer.refused and answer.text == REFUSAL and not answer.citations
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.cli import build_parser
+from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -22,11 +23,18 @@ def test_the_python_examples_run(monkeypatch: pytest.MonkeyPatch, seed_index_dir
     monkeypatch.setenv("RAG_INDEX_DIR", str(seed_index_dir))  # the default knowledge base: the shared seeds index
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)  # from any folder
+    from api_serving import serve_api
+
+    from rag.api import SingleAssistant, create_api
+
     examples = blocks("python")
     assert len(examples) >= 2 and any("citations[0].source" in code for code in examples)
-    for number, code in enumerate(examples):
-        namespace: dict = {}
-        exec(compile(code, f"README.md python block {number + 1}", "exec"), namespace)
+    # The HTTP examples talk to `rag app` on its default port: here the same API, served on a free one.
+    with serve_api(create_api(SingleAssistant.load(), Settings())) as url:
+        for number, code in enumerate(examples):
+            namespace: dict = {}
+            code = code.replace("http://127.0.0.1:7860", url)
+            exec(compile(code, f"README.md python block {number + 1}", "exec"), namespace)
     from rag.registry import list_knowledge_bases
 
     assert list_knowledge_bases() == ["default"]  # the example deleted what it created

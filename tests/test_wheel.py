@@ -23,7 +23,7 @@ from support import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-NEWS = "白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高四十二米。\n"
+NEWS = "白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高42米，是当地最高的建筑。\n"
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +82,13 @@ def test_installed_commands_work_outside_the_repository(venv: Path, tmp_path: Pa
     assert result.returncode == 0 and "added 1 document(s)" in result.stdout, result.stderr
     assert (tmp_path / "data" / "default" / "CURRENT").is_file() and not (work / "indexes").exists()
     result = run("ask", "白沙湾的灯塔有多高？")
-    assert result.returncode == 0 and "四十二米" in result.stdout, result.stderr
+    assert result.returncode == 0 and "42米" in result.stdout, result.stderr
 
-    chat_server.reply = "灯塔高四十二米[1]。"
+    chat_server.reply = "灯塔高42米[1]。"
     result = run("ask", "白沙湾的灯塔有多高？", "--generator", "openai", "--json", OPENAI_BASE_URL=chat_server.base_url, OPENAI_API_KEY="sk-test")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert answer["generator"].startswith("openai") and "四十二米" in answer["text"] and answer["citations"]
+    assert answer["generator"].startswith("openai") and "42米" in answer["text"] and answer["citations"]
     system = chat_server.requests[-1]["messages"][0]["content"]
     assert "新闻问答助手" in system  # the system prompt, read from the installed package
 

@@ -36,7 +36,7 @@ def _shown(evidence: Evidence, script: str) -> str:
 
 def ended(text: str, n: int) -> str:
     """``text`` closed with sentence punctuation and the marker ``[n]``."""
-    text = text.rstrip()
+    text = text.rstrip().rstrip("，,；;、：:")  # a clause cut short ends like a sentence, not ";。"
     if text and text[-1] not in "。！？!?…”」":
         text += "。"
     return f"{text}[{n}]"

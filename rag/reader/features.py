@@ -8,6 +8,7 @@ whole in the next one.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,7 +43,10 @@ class Window:
 
 
 def encode_question(tokenizer: Tokenizer, question: str) -> list[int]:
-    return tokenizer.encode(simplify(question)).ids[:QUESTION_TOKENS]
+    """The question's tokens; emoji and other symbols are left out (they carry no question, and the reader
+    never saw them in training)."""
+    words = "".join(c for c in question if unicodedata.category(c)[0] not in "SC")
+    return tokenizer.encode(simplify(words)).ids[:QUESTION_TOKENS]
 
 
 def encode_passage(tokenizer: Tokenizer, passage: str) -> Encoding:
