@@ -118,7 +118,9 @@ class Settings(BaseSettings):
     reader_weights: Path | None = Field(
         None, description="Extractive: the reader's weights (.safetensors); the bundled ones when empty."
     )
-    reader_passages: int = Field(3, ge=1, le=MAX_K, description="Extractive: passages the reader reads (best first).")
+    reader_passages: int = Field(
+        2, ge=1, le=MAX_K, description="Extractive: passages the reader reads, best first (2: chosen on DRCD)."
+    )
     reader_threshold: float = Field(
         0.14,
         description="Extractive: refuse unless the best span beats the reader's no-answer score by this much "
