@@ -149,7 +149,7 @@ def _plot(scores: dict[str, dict[str, list[float]]], thresholds: dict[str, float
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = np.linspace(-6, 10, 161)
+    grid = np.linspace(min(-6.0, *thresholds.values()) - 1, 10, 161)
     figure, axis = plt.subplots(figsize=(6.4, 4))
     for name, style in (("cmrc2018", "-"), ("drcd", "--")):
         curve = [rates(scores[name], t) for t in grid]
