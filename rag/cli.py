@@ -68,6 +68,7 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: Iterable[str] | No
         flags.append(f"--{name.replace('_', '-')}")
         default = info.get_default(call_default_factory=False) if info.default_factory is None else None
         help_text = (info.description or "").rstrip(".") + (f" (default: {default})" if default is not None else "")
+        help_text = help_text.replace("%", "%%")  # argparse formats help with %: a literal "3 %" must be escaped
         group.add_argument(
             *flags,
             dest=f"setting_{name}",

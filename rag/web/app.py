@@ -23,7 +23,7 @@ import gradio as gr
 from rag.assistant import Assistant
 from rag.cli import PAGE_SETTINGS, add_page_options, settings_from_args, settings_parser
 from rag.embeddings import EmbeddingError
-from rag.knowledge import NothingToIndexError
+from rag.knowledge import KnowledgeBaseNotFoundError, NothingToIndexError
 from rag.registry import AssistantCache, list_knowledge_bases
 from rag.settings import Settings
 from rag.store import IndexStoreError
@@ -120,6 +120,8 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
         """The assistant of knowledge base ``name``; a problem is an InputError with a message for the page."""
         try:
             return assistants.get(name or first)
+        except KeyError:  # never created: the same words as the CLI's
+            raise InputError(str(KnowledgeBaseNotFoundError(name or first))) from None
         except (IndexStoreError, EmbeddingError, NothingToIndexError, ValueError) as error:
             log.warning("cannot open knowledge base %r: %s", name, error)
             raise InputError(f"无法打开知识库“{name}”：{error}") from error
