@@ -288,7 +288,7 @@ def delete(client: Client, news: NewsFile, doc_id: str) -> LibraryOp:
     """Delete through ``/delete``; ok when the page says so and ``/ask`` no longer finds the document."""
     began = time.perf_counter()
     try:
-        documents, _, message = client.predict(doc_id, api_name="/delete")
+        documents, _, message, _ = client.predict(doc_id, api_name="/delete")  # and the upload table
         took = time.perf_counter() - began
         listed = doc_id in [row[4] for row in documents["data"]]
         answer = client.predict(news.question, api_name="/ask")

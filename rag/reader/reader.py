@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,9 @@ class Reader:
         self.head = head.eval()
         self.tokenizer = tokenizer
         self.manifest = manifest
+        # Every forward pass runs on one dedicated thread: each pass already uses every core, and PyTorch
+        # keeps per-thread buffers, so passes from the page's many worker threads grew RSS by ~360 MB.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader")
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_PATH) -> Reader:
@@ -55,12 +59,16 @@ class Reader:
         for row, (_, window) in enumerate(items):
             ids[row, : len(window.ids)] = torch.tensor(window.ids)
             mask[row, : len(window.ids)] = 1
-        start_logits, end_logits = self.head(self.encoder(ids, mask), mask)
+        start_logits, end_logits = self._worker.submit(self._logits, ids, mask).result()
         for row, (n, window) in enumerate(items):
             span = best_span(start_logits[row], end_logits[row], window)
             if span is not None and (best[n] is None or span.margin > best[n].margin):
                 best[n] = span
         return best
+
+    @torch.inference_mode()
+    def _logits(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.encoder(ids, mask), mask)
 
 
 _lock = threading.Lock()
