@@ -59,16 +59,6 @@ class Assistant:
         """
         return self._chain.stream(self._request(question, history, overrides))
 
-    def warm_up(self) -> None:
-        """Load what the first answer would otherwise wait for (the reader's weights), e.g. while a page starts."""
-        if self.settings.generator != "openai":
-            from .reader import WEIGHTS_PATH, ReaderWeightsError, load_reader
-
-            try:
-                load_reader(self.settings.reader_weights or WEIGHTS_PATH)
-            except ReaderWeightsError:
-                pass  # reported, with the rules fallback, when a question is asked
-
     # ------------------------------------------------------------------ internals
     def _request(self, question: str, history: list | None, overrides: dict[str, Any]) -> Request:
         settings = apply_overrides(self.settings, overrides)

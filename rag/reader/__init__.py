@@ -15,7 +15,15 @@ if TYPE_CHECKING:
 __all__ = ["WEIGHTS_PATH", "Reader", "ReaderWeightsError", "load_reader"]
 
 
-def load_reader(path=WEIGHTS_PATH) -> "Reader":
+def __getattr__(name: str):
+    if name == "Reader":  # imports PyTorch: only when asked for
+        from .reader import Reader
+
+        return Reader
+    raise AttributeError(name)
+
+
+def load_reader(path=WEIGHTS_PATH) -> Reader:
     """The process-wide reader for ``path``; :class:`ReaderWeightsError` when its weights are unusable."""
     from .reader import load_reader as load
 

@@ -9,6 +9,7 @@ reader reuses these weights for its frozen layers, so only its fine-tuned layers
 from __future__ import annotations
 
 import struct
+from itertools import pairwise
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -73,7 +74,7 @@ class E5File:
         pos += 4 * n
         blob = bytes(self._data[pos : pos + bloblen])
         pos += bloblen
-        pieces = [blob[a:b].decode("utf-8", "replace") for a, b in zip(offs, offs[1:])]
+        pieces = [blob[a:b].decode("utf-8", "replace") for a, b in pairwise(offs)]
         n_norm, nm_bytes = struct.unpack_from("<iI", self._data, pos)
         pos += 8
         normalization: dict[str, str] = {}

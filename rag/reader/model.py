@@ -8,8 +8,6 @@ logits at ``<s>`` form the no-answer score (the SQuAD 2.0 convention).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -39,7 +37,7 @@ class Layer(nn.Module):
 
     def load_e5(self, file: E5File, index: int) -> None:
         h, ff = file.config.hidden, file.config.intermediate
-        get = lambda name, shape: torch.from_numpy(file.tensor(f"l{index}.{name}", shape))  # noqa: E731
+        get = lambda name, shape: torch.from_numpy(file.tensor(f"l{index}.{name}", shape))
         with torch.no_grad():
             self.qkv.weight.copy_(torch.cat([get(f"{n}.w", (h, h)) for n in "qkv"]))
             self.qkv.bias.copy_(torch.cat([get(f"{n}.b", (h,)) for n in "qkv"]))
@@ -133,4 +131,4 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
-__all__ = ["Encoder", "SpanHead", "init_head", "mean_pool", "attention_bias", "math"]
+__all__ = ["Encoder", "SpanHead", "attention_bias", "init_head", "mean_pool"]

@@ -119,11 +119,12 @@ def cache_states(encoder: Encoder, items: list[Window], owners: list[int], label
     return Cached(items, owners, states)  # type: ignore[arg-type]
 
 
-def _stack(cached: Cached, chunk: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(cached.windows[i].ids) for i in chunk)
-    hidden = torch.zeros((len(chunk), width, cached.states[chunk[0]].shape[-1]))
-    mask = torch.zeros((len(chunk), width), dtype=torch.long)
-    for row, i in enumerate(chunk):
+def _stack(rows: list[tuple[Cached, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached states of windows (each named by its cache and index), padded into one batch, and their mask."""
+    width = max(len(cached.windows[i].ids) for cached, i in rows)
+    hidden = torch.zeros((len(rows), width, rows[0][0].states[rows[0][1]].shape[-1]))
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, (cached, i) in enumerate(rows):
         n = len(cached.windows[i].ids)
         hidden[row, :n] = cached.states[i].float()
         mask[row, :n] = 1
@@ -153,20 +154,10 @@ def train_head(file, cached: list[Cached], config: TrainConfig, label: str) -> S
     smoothed = None
     for _ in range(config.epochs):
         for chunk in _batches(lengths, config.batch, rng):
-            groups: dict[int, list[int]] = {}
-            for j in chunk:
-                groups.setdefault(id(items[j][0]), []).append(j)
-            hidden_parts, mask_parts, starts, ends = [], [], [], []
-            width = max(lengths[j] for j in chunk)
-            for j in chunk:
-                c, i = items[j]
-                h, m = _stack(c, [i])
-                pad = width - h.shape[1]
-                hidden_parts.append(F.pad(h, (0, 0, 0, pad)))
-                mask_parts.append(F.pad(m, (0, pad)))
-                starts.append(c.windows[i].start)
-                ends.append(c.windows[i].end)
-            hidden, mask = torch.cat(hidden_parts), torch.cat(mask_parts)
+            rows = [items[j] for j in chunk]
+            hidden, mask = _stack(rows)
+            starts = [cached.windows[i].start for cached, i in rows]
+            ends = [cached.windows[i].end for cached, i in rows]
             start_logits, end_logits = head(hidden, mask)
             loss = (F.cross_entropy(start_logits, torch.tensor(starts)) + F.cross_entropy(end_logits, torch.tensor(ends))) / 2
             optimizer.zero_grad()
@@ -187,7 +178,7 @@ def evaluate(head: SpanHead, cached: Cached, qaset: QASet, label: str) -> dict[s
     """Best span over each question's windows of its gold context: F1, EM, and the no-answer margins."""
     best: dict[int, tuple[float, str]] = {}
     for chunk in tqdm(_batches([len(w.ids) for w in cached.windows], 64, None), desc=f"scoring {label}", unit="batch"):
-        hidden, mask = _stack(cached, chunk)
+        hidden, mask = _stack([(cached, i) for i in chunk])
         start_logits, end_logits = head(hidden, mask)
         for row, i in enumerate(chunk):
             window = cached.windows[i]
