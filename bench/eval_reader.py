@@ -1,20 +1,22 @@
 """The reader on CMRC 2018 and DRCD, end to end, scored only on questions it was not trained on.
 
-    python bench/eval_reader.py --sample 300
+    python bench/eval_reader.py --sample 250
 
 For each set, the pooled contexts are indexed once (kept under out/eval-reader/), and a fixed sample of
-questions is asked twice over: with the full corpus (answerable) and with the question's own gold
-context taken out of the retrieved passages (the unanswerable split; questions whose answer string also
-appears in another context are left out of it). CMRC 2018 is read by the reader trained on DRCD alone
-and DRCD by the one trained on CMRC 2018 alone (from ``bench/train_reader.py``).
+questions is asked three ways: with the full corpus (answerable); with the question's own article taken
+out of the retrieved passages ("article missing": off-topic passages; questions whose answer string also
+appears in another context are left out); and with the same passages as when answerable but every
+sentence holding the answer cut out ("answer removed": on-topic passages that do not say it). CMRC 2018 is read by the shipped reader (trained on DRCD
+alone) and DRCD by the one trained on CMRC 2018 alone (``out/reader/`` from ``bench/train_reader.py``).
 
-1. Refusal calibration: the reader's best no-answer margin for each question. The two one-set readers
-   put their margins on different scales, so a threshold does not carry from one reader to the other:
-   each set's threshold is chosen on a second, disjoint sample of that set (the highest threshold whose
-   false refusals stay ≤ --max-false-refusal) and reported on the first, with the curves in
-   docs/eval/refusal.png. The shipped reader (trained on DRCD) takes the CMRC 2018 threshold.
-2. Answers: the assistant (retrieval + reader at that threshold) against the rules generator on the
-   reported sample, with the metrics of ``rag eval`` (contains gold, leading-span F1/EM, refusals, citations).
+1. Refusal calibration, on a second, disjoint sample of each set: the answerability model
+   (a logistic model over the reader's span scores and the question's coverage in the passage)
+   is fitted there and its threshold set for ≤ --max-false-refusal; the same is done for the raw
+   no-answer margin alone, for comparison. Both are reported on the first sample, with the curves in
+   docs/eval/refusal.png. Each model is written into its reader's manifest (``reader.json``): rerun this
+   after retraining.
+2. Answers: the assistant (retrieval + reader) against the rules generator on the reported sample, with
+   the metrics of ``rag eval`` (contains gold, leading-span F1/EM, refusals, citations).
 Writes docs/eval/reader.json.
 """
 
@@ -24,6 +26,7 @@ import argparse
 import json
 import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,15 +36,22 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from rag import Assistant, KnowledgeBase, Settings  # noqa: E402
+from rag.answer.extractive import ExtractiveGenerator  # noqa: E402
+from rag.answer.reader import ANSWERABILITY, ReaderGenerator  # noqa: E402
 from rag.eval.datasets import Dataset, EvalItem, load_dataset  # noqa: E402
 from rag.eval.evaluators import AnswerEvaluator, RelevanceJudge  # noqa: E402
+from rag.logistic import LogisticModel, calibrate, fit, threshold_for  # noqa: E402
 from rag.reader.reader import Reader  # noqa: E402
-from rag.text import normalize  # noqa: E402
+from rag.reader.weights import WEIGHTS_PATH, manifest_path  # noqa: E402
+from rag.text import normalize, split_sentences  # noqa: E402
+from rag.types import Hit  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
-CROSS = ROOT / "out" / "reader"
-#: The reader scoring each set was trained on the other one.
-READERS = {"cmrc2018": CROSS / "reader-drcd.safetensors", "drcd": CROSS / "reader-cmrc2018.safetensors"}
+#: The reader scoring each set was trained on the other one (checked against its manifest).
+READERS = {"cmrc2018": WEIGHTS_PATH, "drcd": ROOT / "out" / "reader" / "reader-cmrc2018.safetensors"}
+#: One question's reader output: the answerability features of each read passage's best span.
+Features = list[dict[str, float]]
+UNANSWERABLE = ("article_missing", "answer_removed")
 
 
 def open_set(name: str, workdir: Path) -> tuple[Dataset, KnowledgeBase]:
@@ -66,99 +76,164 @@ def unanswerable_split(data: Dataset, items: list[EvalItem]) -> list[EvalItem]:
     return kept
 
 
-def margins(reader: Reader, knowledge: KnowledgeBase, items: list[EvalItem], passages: int, drop_gold: bool) -> list[float]:
+def passages_for(knowledge: KnowledgeBase, item: EvalItem, passages: int, split: str) -> list[Hit] | None:
+    """The passages the reader gets for ``item`` in ``split``; None when the split cannot be made for it."""
+    if split == "article_missing":
+        hits = knowledge.search(item.question, k=passages + 8)
+        return [h for h in hits if h.chunk.doc_id != item.evidence[0].doc_id][:passages]
+    hits = knowledge.search(item.question, k=passages)
+    if split == "answerable":
+        return hits
+    golds = [normalize(g) for g in item.golds]
+    cut, removed = [], False
+    for hit in hits:
+        clean = hit.chunk.clean
+        text = "".join(clean[s:e] for s, e in split_sentences(clean) if not any(g in normalize(clean[s:e]) for g in golds))
+        if any(g in normalize(text) for g in golds):
+            return None  # the answer spans two sentences: nothing clean to cut
+        removed |= len(text) < len(clean)
+        cut.append(replace(hit, chunk=replace(hit.chunk, clean=text)))
+    return cut if removed else None
+
+
+def read(generator: ReaderGenerator, reader: Reader, knowledge: KnowledgeBase, items: list[EvalItem],
+         passages: int, split: str) -> list[Features]:
     result = []
-    for item in tqdm(items, desc="reader margins" + (" (gold removed)" if drop_gold else ""), unit="q"):
-        hits = knowledge.search(item.question, k=passages + (8 if drop_gold else 0))
-        if drop_gold:
-            hits = [h for h in hits if h.chunk.doc_id != item.evidence[0].doc_id]
-        spans = reader.read(item.question, [h.chunk.clean for h in hits[:passages]])
-        result.append(max((s.margin for s in spans if s), default=float("-inf")))
+    for item in tqdm(items, desc=f"reader, {split}", unit="q"):
+        hits = passages_for(knowledge, item, passages, split)
+        if hits is not None:
+            result.append([c.features for c in generator.candidates(reader, item.question, hits)])
     return result
 
 
+def margin_score(features: Features) -> float:
+    return max((f["margin"] for f in features), default=float("-inf"))
+
+
+def model_score(model: LogisticModel, features: Features) -> float:
+    """As the generator decides: the best passage's score."""
+    return max((model.score(f) for f in features), default=float("-inf"))
+
+
 def rates(scores: dict[str, list[float]], threshold: float) -> dict[str, float]:
+    refused = {split: float(np.mean(np.array(values) < threshold)) for split, values in scores.items()}
+    unanswerable = [v for split in UNANSWERABLE for v in scores[split]]
     return {
-        "false_refusal": float(np.mean(np.array(scores["answerable"]) < threshold)),
-        "refused_unanswerable": float(np.mean(np.array(scores["unanswerable"]) < threshold)),
+        "false_refusal": refused["answerable"],
+        "refused_unanswerable": float(np.mean(np.array(unanswerable) < threshold)),
+        **{f"refused_{split}": refused[split] for split in UNANSWERABLE},
     }
 
 
-def choose(scores: dict[str, list[float]], max_false_refusal: float) -> float:
-    candidates = sorted({round(v, 3) for v in scores["answerable"] + scores["unanswerable"] if np.isfinite(v)})
-    allowed = [t for t in candidates if rates(scores, t)["false_refusal"] <= max_false_refusal]
-    return float(max(allowed)) if allowed else float(min(candidates))
+def fit_answerability(calibration: dict[str, list[Features]], max_false_refusal: float) -> LogisticModel:
+    """Fitted on each question's highest-margin passage; the threshold from the generator's own scores."""
+    rows, labels = [], []
+    for label, questions in calibration.items():
+        for features in questions:
+            if features:
+                rows.append(max(features, key=lambda f: f["margin"]))
+                labels.append(label == "answerable")
+    model = fit(rows, labels, ANSWERABILITY)
+    return calibrate(model, [model_score(model, f) for f in calibration["answerable"]], max_false_refusal)
+
+
+def check_protocol(name: str, path: Path) -> None:
+    trained_on = json.loads(manifest_path(path).read_text(encoding="utf-8"))["trained_on"]
+    if any(name in source for source in trained_on):
+        sys.exit(f"{path} was trained on {trained_on}: it cannot be scored on {name}")
+
+
+def store_model(path: Path, model: LogisticModel, provenance: str) -> None:
+    meta = manifest_path(path)
+    manifest = json.loads(meta.read_text(encoding="utf-8"))
+    manifest["answerability"] = {"model": model.to_dict(), "calibrated_on": provenance}
+    meta.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sample", type=int, default=300)
+    parser.add_argument("--sample", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-false-refusal", type=float, default=0.03)
     parser.add_argument("--workdir", type=Path, default=ROOT / "out" / "eval-reader")
+    parser.add_argument("--sets", nargs="+", choices=list(READERS), default=list(READERS))
     args = parser.parse_args()
     passages = Settings().reader_passages
-    sets, scores, calibration, samples = {}, {}, {}, {}
-    for name in READERS:
+    report: dict = {"sample": args.sample, "seed": args.seed, "passages": passages, "refusal": {}, "answers": {}}
+    scores: dict[str, dict] = {}
+    for name in args.sets:
+        weights = READERS[name]
+        check_protocol(name, weights)
         data, knowledge = open_set(name, args.workdir)
         answerable = [i for i in data.items if i.answerable]
         drawn = random.Random(args.seed).sample(answerable, 2 * args.sample)
         items, held = drawn[: args.sample], drawn[args.sample :]
-        reader = Reader.load(READERS[name])
-        sets[name], samples[name] = (data, knowledge), items
-        scores[name], calibration[name] = (
+        reader = Reader.load(weights)
+        generator = ReaderGenerator(ExtractiveGenerator(knowledge.index.snapshot.bm25.idf))
+        reported, calibration = (
             {
-                "answerable": margins(reader, knowledge, part, passages, drop_gold=False),
-                "unanswerable": margins(reader, knowledge, unanswerable_split(data, part), passages, drop_gold=True),
+                "answerable": read(generator, reader, knowledge, part, passages, "answerable"),
+                "article_missing": read(generator, reader, knowledge, unanswerable_split(data, part), passages, "article_missing"),
+                "answer_removed": read(generator, reader, knowledge, part, passages, "answer_removed"),
             }
             for part in (items, held)
         )
-    report: dict = {"sample": args.sample, "seed": args.seed, "passages": passages, "refusal": {}, "answers": {}}
-    thresholds = {}
-    for name in READERS:
-        threshold = choose(calibration[name], args.max_false_refusal)
-        thresholds[name] = threshold
+        margin_threshold = threshold_for([margin_score(f) for f in calibration["answerable"]], args.max_false_refusal)
+        model = fit_answerability(calibration, args.max_false_refusal)
+        margins = {label: [margin_score(f) for f in qs] for label, qs in reported.items()}
+        modelled = {label: [model_score(model, f) for f in qs] for label, qs in reported.items()}
+        scores[name] = {"margin": (margins, margin_threshold), "answerability": (modelled, model.threshold)}
+        sizes = {label: len(qs) for label, qs in calibration.items()}
+        provenance = (
+            f"{name} dev, seed {args.seed}: {sizes['answerable']} answerable questions, {sizes['article_missing']} with "
+            f"their article missing and {sizes['answer_removed']} with the answer's sentences cut from the passages; "
+            f"threshold for ≤ {args.max_false_refusal:.0%} false refusals"
+        )
+        store_model(weights, model, provenance)
         report["refusal"][name] = {
-            "reader": READERS[name].name,
-            "threshold": threshold,
-            "calibration_sample": {k: len(v) for k, v in calibration[name].items()},
-            "reported_sample": {k: len(v) for k, v in scores[name].items()},
-            **rates(scores[name], threshold),
+            "reader": str(weights.relative_to(ROOT)),
+            "calibration_sample": sizes,
+            "reported_sample": {label: len(qs) for label, qs in reported.items()},
+            "margin_only": {"threshold": margin_threshold, **rates(margins, margin_threshold)},
+            "answerability": {"model": model.to_dict(), **rates(modelled, model.threshold)},
         }
-    report["margins"] = scores
-    for name, (data, knowledge) in sets.items():
         judge = RelevanceJudge(knowledge.index.snapshot.chunks)
         report["answers"][name] = {}
         for label, overrides in (
-            ("reader", {"generator": "extractive", "reader_weights": READERS[name], "reader_threshold": thresholds[name]}),
+            ("reader", {"generator": "extractive", "reader_weights": weights}),
             ("rules", {"generator": "rules"}),
         ):
             assistant = Assistant(knowledge, knowledge.settings.with_overrides(**overrides))
-            evaluator = AnswerEvaluator(samples[name], judge, name=f"{name} {label}")
+            evaluator = AnswerEvaluator(items, judge, name=f"{name} {label}")
             report["answers"][name][label] = evaluator(assistant.ask)
+    report["scores"] = {name: {kind: values for kind, (values, _) in by_kind.items()} for name, by_kind in scores.items()}
     out = ROOT / "docs" / "eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "reader.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    _plot(scores, thresholds, out / "refusal.png")
-    print(json.dumps(report, indent=2, ensure_ascii=False))
+    _plot(scores, out / "refusal.png")
+    print(json.dumps({k: v for k, v in report.items() if k != "scores"}, indent=2, ensure_ascii=False))
 
 
-def _plot(scores: dict[str, dict[str, list[float]]], thresholds: dict[str, float], path: Path) -> None:
+def _plot(scores: dict[str, dict[str, tuple[dict[str, list[float]], float]]], path: Path) -> None:
+    """Refused unanswerable against refused answerable as the threshold moves, for each way of scoring."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = np.linspace(min(-6.0, *thresholds.values()) - 1, 10, 161)
     figure, axis = plt.subplots(figsize=(6.4, 4))
-    for name, style in (("cmrc2018", "-"), ("drcd", "--")):
-        curve = [rates(scores[name], t) for t in grid]
-        axis.plot(grid, [c["false_refusal"] for c in curve], style, color="tab:red", label=f"{name}: answerable refused")
-        axis.plot(grid, [c["refused_unanswerable"] for c in curve], style, color="tab:blue",
-                  label=f"{name}: unanswerable refused")
-        axis.axvline(thresholds[name], linestyle=style, color="grey", linewidth=0.8)
-    axis.set_xlabel("threshold on (best span score − no-answer score)")
-    axis.set_ylabel("share of questions")
+    for name, style in zip(scores, ("-", "--")):
+        for kind, colour in (("margin", "tab:grey"), ("answerability", "tab:blue")):
+            values, threshold = scores[name][kind]
+            finite = [v for split in values.values() for v in split if np.isfinite(v)]
+            curve = [rates(values, t) for t in np.quantile(finite, np.linspace(0, 1, 200))]
+            axis.plot([c["false_refusal"] for c in curve], [c["refused_unanswerable"] for c in curve], style,
+                      color=colour, label=f"{name}: {kind}")
+            chosen = rates(values, threshold)
+            axis.plot(chosen["false_refusal"], chosen["refused_unanswerable"], "o", color=colour)
+    axis.set_xlim(0, 0.3)
+    axis.set_xlabel("answerable questions refused")
+    axis.set_ylabel("unanswerable questions refused (both kinds)")
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)

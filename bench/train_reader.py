@@ -53,6 +53,10 @@ def main() -> None:
     parser.add_argument(
         "--cross-dir", type=Path, default=ROOT / "out" / "reader", help="where the one-set readers go (for rag eval)"
     )
+    parser.add_argument(
+        "--directions", nargs="+", choices=["drcd", "cmrc2018"], default=["drcd", "cmrc2018"],
+        help="which one-set readers to train (each scored on the other set)",
+    )
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "eval" / "reader-training.json")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -66,20 +70,26 @@ def main() -> None:
         "cmrc2018": load_squad(args.datasets / "cmrc2018" / "dev.json", "cmrc2018"),
         "drcd": load_squad(args.datasets / "drcd" / "dev.json", "drcd"),
     }
+    other = {"drcd": "cmrc2018", "cmrc2018": "drcd"}
+    trained = set(sets) if args.ship == "both" else set(args.directions)
+    scored = {other[name] for name in args.directions}
     train_cache, eval_cache = {}, {}
     for name, qaset in sets.items():
         done = timed(f"cache {name}")
-        items, owners = training_windows(tokenizer, qaset, config.negatives, config.seed)
-        train_cache[name] = cache_states(encoder, items, owners, f"{name} training")
-        indices = list(range(len(qaset.examples)))
-        if args.eval_sample:
-            indices = sorted(random.Random(config.seed).sample(indices, min(args.eval_sample, len(indices))))
-        items, owners = evaluation_windows(tokenizer, qaset, indices)
-        eval_cache[name] = cache_states(encoder, items, owners, f"{name} scoring")
+        if name in trained:
+            items, owners = training_windows(tokenizer, qaset, config.negatives, config.seed)
+            train_cache[name] = cache_states(encoder, items, owners, f"{name} training")
+        if name in scored:
+            indices = list(range(len(qaset.examples)))
+            if args.eval_sample:
+                indices = sorted(random.Random(config.seed).sample(indices, min(args.eval_sample, len(indices))))
+            items, owners = evaluation_windows(tokenizer, qaset, indices)
+            eval_cache[name] = cache_states(encoder, items, owners, f"{name} scoring")
         done()
 
     report: dict = {"config": config.__dict__, "protocol": "train on one set, score on the other (gold context)"}
-    for train, test in (("drcd", "cmrc2018"), ("cmrc2018", "drcd")):
+    for train in args.directions:
+        test = other[train]
         done = timed(f"{train} → {test}")
         head = train_head(file, [train_cache[train]], config, train)
         save_weights(head, config, args.cross_dir / f"reader-{train}.safetensors", trained_on=[f"{train} dev"])

@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
-GeneratorName = Literal["extractive", "rules", "openai"]
+GeneratorName = Literal["extractive", "rules", "selector", "openai"]
 AnswerScript = Literal["auto", "simplified", "traditional"]
 
 #: Name of the bundled, offline embedding model.
@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     # --- answering --------------------------------------------------------------------
     generator: GeneratorName = Field(
         "extractive",
-        description="'extractive' (the learned reader, offline), 'rules' (hand-written span rules) or 'openai' (an LLM).",
+        description="'extractive' (the learned reader, offline), 'rules' (hand-written span rules), 'selector' (a "
+        "learned sentence selector with the rules' spans: cheaper, less accurate) or 'openai' (an LLM).",
     )
     reader_weights: Path | None = Field(
         None, description="Extractive: the reader's weights (.safetensors); the bundled ones when empty."
@@ -121,10 +122,14 @@ class Settings(BaseSettings):
     reader_passages: int = Field(
         2, ge=1, le=MAX_K, description="Extractive: passages the reader reads, best first (2: chosen on DRCD)."
     )
-    reader_threshold: float = Field(
-        0.14,
-        description="Extractive: refuse unless the best span beats the reader's no-answer score by this much "
-        "(0.14: calibrated on CMRC 2018, which the shipped reader never saw, for ≤ 3 % false refusals).",
+    reader_threshold: float | None = Field(
+        None,
+        description="Extractive: refuse when no passage's answerability score reaches this; empty: the threshold "
+        "calibrated with the reader's weights (on CMRC 2018, which the shipped reader never saw, for ≤ 3 % false "
+        "refusals).",
+    )
+    selector_weights: Path | None = Field(
+        None, description="Selector: its model (.json); the bundled one (trained on DRCD) when empty."
     )
     answer_script: AnswerScript = Field("auto", description="Answer in the question's script, or always simplified/traditional.")
     refusal_threshold: float = Field(0.35, ge=0, le=1, description="Rules: minimum evidence score to answer.")

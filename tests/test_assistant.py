@@ -61,10 +61,10 @@ def test_empty_question_is_a_value_error(seed_assistant: Assistant) -> None:
 
 
 def test_refusal_is_exact_and_cites_nothing(seed_assistant: Assistant) -> None:
-    answer = seed_assistant.ask("吉林化纤集团的碳纤维年产能是多少吨？")  # the pages rank its capacity, no tonnage
+    answer = seed_assistant.ask("苹果公司的首席执行官是谁？")  # the pages are about other things
     assert answer.refused and answer.text == REFUSAL and answer.citations == []
     assert answer.passages  # what was looked at is still shown
-    traditional = seed_assistant.ask("吉林化纖集團的碳纖維年產能是多少噸？")
+    traditional = seed_assistant.ask("蘋果公司的首席執行官是誰？")
     assert traditional.refused and traditional.text == to_traditional(REFUSAL) == "根據現有資料無法回答該問題。"
 
 

@@ -1,34 +1,76 @@
 """The offline default generator: a learned reader picks the answer span; the answer cites its sentence.
 
-The reader (``rag.reader``) scores an answer span in each of the top passages against a no-answer
-score. The best span leads the answer, followed by the sentence that contains it and its [n]; the
-citation quote is that sentence. When no passage's span beats the no-answer score by
-``reader_threshold``, the answer is the refusal. When the reader's weights are unusable, the
-hand-written rules answer instead, with a note saying so.
+The reader (``rag.reader``) finds the best answer span in each of the top passages; its answerability
+model (span scores plus how much of the question the passage covers, calibrated with the weights) scores
+each. The best-scoring span leads the answer, followed by the sentence that contains it and its [n]; the
+citation quote is that sentence. When no passage reaches the answerability threshold, the answer is the
+refusal. When the reader's weights are unusable, the hand-written rules answer instead, with a note.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..settings import Settings
-from ..text import is_traditional, normalize, split_sentences
+from ..text import is_traditional, normalize, split_sentences, tokenize
 from ..types import Hit
 from .draft import Draft
 from .evidence import clause_window
 from .extractive import SENTENCE_LIMIT, ExtractiveGenerator, ended
 from .script import in_script, refusal
 
+if TYPE_CHECKING:
+    from ..reader import Reader
+    from ..reader.predict import SpanScore
+
 log = logging.getLogger(__name__)
+
+#: The answerability model's inputs: the reader's margin (span score minus no-answer score) and span score,
+#: and the IDF-weighted share of the question's terms in the passage (with its title) and in the span's
+#: sentence with the one before it. The margin alone refused 41 % of CMRC 2018 questions whose article
+#: was missing at 3 % false refusals: a fluent passage about something else still yields a confident
+#: span; coverage says "this is about something else".
+ANSWERABILITY = ("margin", "span_score", "passage_coverage", "sentence_coverage")
 
 #: A lead this long is the sentence itself (why/how answers): the answer is the sentence alone.
 LEAD_IS_SENTENCE = 0.6
 _TRIM = "，,、；;：:。！？!?…“”‘’\"'（）()《》「」『』【】 \u3000\n"
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """The reader's best span in one passage, with what the answerability model weighs."""
+
+    n: int  # the passage's citation number
+    span: SpanScore
+    features: dict[str, float]
+
+
 class ReaderGenerator:
     def __init__(self, rules: ExtractiveGenerator) -> None:
         self._rules = rules
+
+    def candidates(self, reader: Reader, question: str, hits: list[Hit]) -> list[Candidate]:
+        """The best span of each passage in ``hits`` with its answerability features."""
+        terms = list(dict.fromkeys(tokenize(question)))
+        weights = [self._rules.idf(term) for term in terms]
+        spans = reader.read(question, [hit.chunk.clean for hit in hits])
+        found = []
+        for n, (hit, span) in enumerate(zip(hits, spans), start=1):
+            if span is None:
+                continue
+            clean = hit.chunk.clean
+            start, end = _sentence_around(clean, span.start, span.end, before=1)
+            features = {
+                "margin": span.margin,
+                "span_score": span.score,
+                "passage_coverage": _coverage(terms, weights, f"{hit.chunk.title} {clean}"),
+                "sentence_coverage": _coverage(terms, weights, clean[start:end]),
+            }
+            found.append(Candidate(n, span, features))
+        return found
 
     def generate(self, question: str, hits: list[Hit], settings: Settings, script: str) -> Draft:
         from ..reader import WEIGHTS_PATH, ReaderWeightsError, load_reader
@@ -44,11 +86,17 @@ class ReaderGenerator:
             draft.note = "阅读模型文件缺失或损坏，本次由规则抽取作答；请重新安装本软件以恢复。"
             return draft
         shown = hits[: settings.reader_passages]
-        spans = reader.read(question, [hit.chunk.clean for hit in shown])
-        scored = [(span.margin, n, span) for n, span in enumerate(spans, start=1) if span is not None]
-        if not scored or max(scored)[0] < settings.reader_threshold:
+        model = reader.answerability
+        scored = [
+            (model.score(c.features) if model else c.span.margin, c) for c in self.candidates(reader, question, shown)
+        ]
+        threshold = settings.reader_threshold
+        if threshold is None:
+            threshold = model.threshold if model else 0.0
+        if not scored or max(score for score, _ in scored) < threshold:
             return Draft(refusal(script), refused=True, checked=True, generator="extractive")
-        _, n, span = max(scored, key=lambda item: item[0])
+        _, best = max(scored, key=lambda item: item[0])
+        n, span = best.n, best.span
         clean = shown[n - 1].chunk.clean
         start, end = _sentence_around(clean, span.start, span.end)
         sentence = clean[start:end].strip()
@@ -65,8 +113,19 @@ class ReaderGenerator:
         return Draft(text, quotes=quotes, checked=True, generator="extractive", span=span_text)
 
 
-def _sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
-    """The sentence(s) of ``text`` covering ``[start, end)``."""
+def _sentence_around(text: str, start: int, end: int, before: int = 0) -> tuple[int, int]:
+    """The sentence(s) of ``text`` covering ``[start, end)``, with ``before`` sentences before them."""
     spans = split_sentences(text)
-    covering = [(s, e) for s, e in spans if s < end and e > start] or [(start, end)]
-    return covering[0][0], covering[-1][1]
+    covering = [i for i, (s, e) in enumerate(spans) if s < end and e > start]
+    if not covering:
+        return start, end
+    return spans[max(0, covering[0] - before)][0], spans[covering[-1]][1]
+
+
+def _coverage(terms: list[str], weights: list[float], text: str) -> float:
+    """IDF-weighted share of the question's terms among ``text``'s tokens (1.0 for a question without terms)."""
+    total = sum(weights)
+    if not total:
+        return 1.0
+    present = set(tokenize(text))
+    return sum(w for term, w in zip(terms, weights) if term in present) / total

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..logistic import LogisticModel
 from .e5file import bundled
 from .features import Window, encode_passage, encode_question, windows
 from .model import Encoder, SpanHead
@@ -26,6 +27,10 @@ class Reader:
         self.head = head.eval()
         self.tokenizer = tokenizer
         self.manifest = manifest
+        calibrated = manifest.get("answerability")
+        #: Whether a read passage answers at all, calibrated with these weights (None: the raw margin decides);
+        #: its inputs are ``rag.answer.reader.ANSWERABILITY``.
+        self.answerability = LogisticModel.from_dict(calibrated["model"]) if calibrated else None
         # Every forward pass runs on one dedicated thread: each pass already uses every core, and PyTorch
         # keeps per-thread buffers, so passes from the page's many worker threads grew RSS by ~360 MB.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader")
