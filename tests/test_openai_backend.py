@@ -29,6 +29,17 @@ def test_streamed_answer_with_checked_citations(seed_assistant: Assistant, chat_
     system, user = request["messages"][0]["content"], request["messages"][1]["content"]
     assert "不得使用你自己的知识" in system and "[n]" in system
     assert QUESTION in user and "<资料>" in user and "黑龍江擁有2981公里" in user  # passages as in the source
+    assert "阅读模型" in user and "“2981公里”" in user  # the reader's span is a hint
+
+
+def test_answer_contradicting_the_reader_is_flagged(seed_assistant: Assistant, chat_server, llm: dict) -> None:
+    chat_server.reply = "黑龙江国家一类口岸众多，口岸通关能力持续提升。[1]"  # cited, but not the asked length
+    answer = seed_assistant.ask(QUESTION, **llm)
+    assert answer.generator == "openai" and not answer.refused
+    assert answer.note and "2981公里" in answer.note and "不一致" in answer.note and "[1]" in answer.note
+    chat_server.reply = "根据现有资料无法回答该问题。"
+    answer = seed_assistant.ask(QUESTION, **llm)
+    assert answer.refused and "未作答" in answer.note and "2981公里" in answer.note
 
 
 def test_non_streaming_ask(seed_assistant: Assistant, chat_server, llm: dict) -> None:

@@ -19,10 +19,12 @@ from ..text import normalize
 from ..types import Answer, Hit
 from . import followup
 from .citations import attach, repair
+from .crosscheck import disagreement, reader_hint
 from .draft import Draft
 from .extractive import ExtractiveGenerator
 from .history import Turn
 from .reader import ReaderGenerator
+from .selector import SelectorGenerator
 from .script import REFUSAL, in_script, refusal
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class AnswerChain:
     def __init__(self, retriever: Callable[[Settings], Retriever], rules: ExtractiveGenerator) -> None:
         self._retriever = retriever
         self._rules = rules
+        self._offline_generators = {"rules": rules, "selector": SelectorGenerator(rules)}
         self._reader = ReaderGenerator(rules)
 
     # ------------------------------------------------------------------ stages
@@ -94,18 +97,22 @@ class AnswerChain:
         if settings.generator == "openai" and request.hits:
             from .openai import LLMError, stream_answer
 
+            # The reader's answer: a hint in the prompt, a check on the LLM's, and the fallback.
+            reading = self._reader.generate(request.query, request.hits, settings, request.script)
             parts: list[str] = []
             try:
                 # closing(): a reader who stops early closes the LLM's connection now, not whenever
                 # the abandoned generator is collected.
-                with closing(stream_answer(request.query, request.hits, settings)) as deltas:
+                with closing(stream_answer(request.query, request.hits, settings, reader_hint(reading))) as deltas:
                     for delta in deltas:
                         delta = in_script(delta, request.script)
                         parts.append(delta)
                         yield delta
-                request.draft = Draft("".join(parts), generator="openai")
+                text = "".join(parts)
+                note = disagreement(reading, text, refused=_is_refusal(text))
+                request.draft = Draft(text, generator="openai", note=note)
             except LLMError as error:
-                draft = self._offline(request)
+                draft = reading
                 draft.note = f"{error}，已改用抽取式答案。" + (f"{draft.note}" if draft.note else "")
                 draft.generator = f"{draft.generator} (fallback)"
                 request.draft = draft
@@ -116,7 +123,7 @@ class AnswerChain:
         request.timings["generate"] = time.perf_counter() - started
 
     def _offline(self, request: Request) -> Draft:
-        generator = self._rules if request.settings.generator == "rules" else self._reader
+        generator = self._offline_generators.get(request.settings.generator, self._reader)
         return generator.generate(request.query, request.hits, request.settings, request.script)
 
     def finish(self, request: Request) -> Answer:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 from ..text import normalize, split_sentences
@@ -40,6 +40,7 @@ class Evidence:
     coverage: float  # weighted share of question terms in the sentence
     context: float  # … in the sentence with its neighbours and the passage title
     span: Span | None = None  # the answer span inside the sentence, when the question asks for one
+    features: dict[str, float] = field(default_factory=dict)  # the inputs of ``score``, for a learned selector
 
     @property
     def sentence(self) -> str:
@@ -103,7 +104,9 @@ def collect(question: Question, hits: list[Hit], idf: Callable[[str], float]) ->
             if i and _ANAPHOR.match(norm):  # "该公司负责人张琪说": the subject is in the sentence before
                 coverage = max(coverage, _coverage(question.terms, weights, "".join(norms[max(0, i - 2) : i + 1])))
             context = _coverage(question.terms, weights, neighbourhood)
-            score = 0.55 * coverage + 0.25 * context + 0.1 * _coverage(question.terms, weights, chunk_norm)
+            in_passage = _coverage(question.terms, weights, chunk_norm)
+            score = 0.55 * coverage + 0.25 * context + 0.1 * in_passage
+            present = 1.0
             if question.numbers:
                 present = sum(num in neighbourhood for num in question.numbers) / len(question.numbers)
                 score *= 0.4 + 0.6 * present
@@ -112,7 +115,19 @@ def collect(question: Question, hits: list[Hit], idf: Callable[[str], float]) ->
                 span = _best_span(question, clean[start:end], norm, question.terms)
                 score *= 1.0 if span else _no_span_factor(question)
             score = score * (0.85 + 0.15 * prior)
-            found.append(Evidence(hit, n, start, end, score, coverage, context, span))
+            features = {
+                "coverage": coverage,
+                "context": context,
+                "passage": in_passage,
+                "numbers": present,
+                "asks_span": float(question.kind != "other"),
+                "has_span": float(span is not None),
+                "missing_span": float(question.kind != "other" and span is None),
+                "rank": float(n),
+                "position": i / len(spans),
+                "length": min(len(norm), 200) / 200,
+            }
+            found.append(Evidence(hit, n, start, end, score, coverage, context, span, features))
     found.sort(key=lambda e: -e.score)
     return found
 

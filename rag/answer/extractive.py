@@ -44,23 +44,28 @@ def ended(text: str, n: int) -> str:
 
 class ExtractiveGenerator:
     def __init__(self, idf: Callable[[str], float]) -> None:
-        self._idf = idf
+        self.idf = idf
 
     def evidence(self, question: str | Question, hits: list[Hit]) -> list[Evidence]:
         q = analyze(question) if isinstance(question, str) else question
-        return collect(q, hits, lambda term: idf_weight(self._idf(term)))
+        return collect(q, hits, lambda term: idf_weight(self.idf(term)))
 
     def relevance(self, question: str, text: str) -> float:
-        return relevance(analyze(question), text, self._idf)
+        return relevance(analyze(question), text, self.idf)
 
     def generate(self, question: str, hits: list[Hit], settings: Settings, script: str) -> Draft:
         q = analyze(question)
         ranked = self.evidence(q, hits)
         if not ranked or ranked[0].score < settings.refusal_threshold:
             return Draft(refusal(script), refused=True, checked=True, generator="rules")
+        second = settings.max_answer_sentences > 1 and q.kind == "other"
+        return self.draft(q, ranked, script, second=second, generator="rules")
+
+    def draft(self, q: Question, ranked: list[Evidence], script: str, *, second: bool, generator: str) -> Draft:
+        """The answer from the best evidence (and, with ``second``, a nearly as good other sentence)."""
         best = ranked[0]
         chosen = [best]
-        if settings.max_answer_sentences > 1 and q.kind == "other":
+        if second:
             for other in ranked[1:]:
                 if other.score < SECOND_SENTENCE_RATIO * best.score:
                     break
@@ -81,7 +86,7 @@ class ExtractiveGenerator:
         for e in chosen:  # one quote per passage: two sentences of the same passage make one span
             start, end = quotes.get(e.n, (e.start, e.end))
             quotes[e.n] = (min(start, e.start), max(end, e.end))
-        return Draft("".join(parts), quotes=quotes, checked=True, generator="rules", span=span)
+        return Draft("".join(parts), quotes=quotes, checked=True, generator=generator, span=span)
 
 
 def _all_spans(q: Question, evidence: Evidence) -> list[Span]:

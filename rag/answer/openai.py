@@ -144,8 +144,8 @@ def _describe(error: Exception, settings: Settings) -> str:
     return f"大模型接口返回了无法解析的结果（{name}）"
 
 
-def answer_messages(question: str, hits: list[Hit]) -> list[BaseMessage]:
-    return answer_prompt().format_messages(context=numbered_context(hits), question=question)
+def answer_messages(question: str, hits: list[Hit], reader_hint: str = "") -> list[BaseMessage]:
+    return answer_prompt().format_messages(context=numbered_context(hits), question=question, reader_hint=reader_hint)
 
 
 def _text(content: object) -> str:
@@ -156,14 +156,14 @@ def _text(content: object) -> str:
     raise LLMError("大模型接口返回了无法解析的结果")
 
 
-def stream_answer(question: str, hits: list[Hit], settings: Settings) -> Iterator[str]:
+def stream_answer(question: str, hits: list[Hit], settings: Settings, reader_hint: str = "") -> Iterator[str]:
     """Text deltas of the model's answer (markers included, unchecked). Raises :class:`LLMError`.
 
-    Closing the iterator early closes the connection.
+    ``reader_hint``: the prompt's line about the reader's span. Closing the iterator early closes the connection.
     """
     model = chat_model(settings, streaming=True)
     deadline = time.monotonic() + settings.llm_timeout
-    chunks = model.astream(answer_messages(question, hits))
+    chunks = model.astream(answer_messages(question, hits, reader_hint))
     length = 0
     try:
         while (chunk := _run(_next(chunks), deadline, settings)) is not _END:

@@ -100,7 +100,7 @@ def generator_label(name: str) -> str:
     """``extractive``, ``rules``, ``openai`` and their fallbacks as the page says them."""
     if name.startswith("openai"):
         return "大模型"
-    label = {"extractive": "抽取式", "rules": "规则抽取式"}.get(name.split(" ")[0], name)
+    label = {"extractive": "抽取式", "rules": "规则抽取式", "selector": "句子选择式"}.get(name.split(" ")[0], name)
     return f"{label}（备用）" if "(" in name else label
 
 
