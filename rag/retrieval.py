@@ -9,7 +9,7 @@ from functools import lru_cache
 from .rerank import CrossEncoderReranker
 from .settings import RetrievalMode, Settings
 from .store import Index, Snapshot
-from .text import normalize, tokenize
+from .text import is_traditional, normalize, to_simplified, to_traditional, tokenize
 from .types import Chunk, Hit
 from .validation import check_k
 
@@ -54,7 +54,7 @@ class Retriever:
         hits = self._fuse(snapshot, ranked, mode)
         if self.reranker is not None:
             hits = self.reranker.rerank(question, hits[: max(3 * k, 20)])
-        return self._collapse(hits, k)
+        return self._collapse(hits, k, self._script(question))
 
     def _dense(self, snapshot: Snapshot, question: str, depth: int) -> list[tuple[int, float]]:
         vector = self.index.embeddings.embed_queries([normalize(question)])[0]
@@ -93,12 +93,27 @@ class Retriever:
             semantic = (hit.scores.get("dense", low) - low) / (high - low) if high > low else 0.0
             hit.score = self.settings.weight_bm25 * lexical + self.settings.weight_dense * semantic
 
-    def _collapse(self, hits: list[Hit], k: int) -> list[Hit]:
+    def _script(self, question: str) -> bool | None:
+        """True/False: answers are traditional/simplified; None: the question does not tell."""
+        if self.settings.answer_script != "auto":
+            return self.settings.answer_script == "traditional"
+        if to_simplified(question) == question and to_traditional(question) == question:
+            return None
+        return is_traditional(question)
+
+    def _collapse(self, hits: list[Hit], k: int, traditional: bool | None) -> list[Hit]:
+        """The best ``k`` hits, each near-duplicate folded into the one kept (``also_in``); of a pair of copies
+        in both scripts, the one in the answer's script is shown."""
         kept: list[Hit] = []
         for hit in hits:
             twin = next((h for h in kept if near_duplicate(h.chunk, hit.chunk, self.settings.dedupe_threshold)), None)
             if twin is not None:
-                twin.also_in.append(hit.chunk.id)
+                in_script = traditional is not None and is_traditional(hit.chunk.clean) == traditional
+                if in_script and is_traditional(twin.chunk.clean) != traditional:
+                    twin.also_in.append(twin.chunk.id)
+                    twin.chunk = hit.chunk
+                else:
+                    twin.also_in.append(hit.chunk.id)
                 continue
             if len(kept) == k:
                 break

@@ -9,7 +9,7 @@ import pytest
 
 from rag import KnowledgeBase
 from rag.retrieval import Retriever, near_duplicate
-from rag.text import to_traditional
+from rag.text import is_traditional, to_traditional
 from rag.types import Hit
 
 
@@ -72,6 +72,18 @@ def test_the_same_article_in_both_scripts_fills_the_top_k_once(seed_knowledge: K
     plain = Retriever(seed_knowledge.index, seed_knowledge.settings.with_overrides(dedupe_threshold=1.0))
     pages = [page(hit) for hit in plain.search(question, k=5)]
     assert "000" in pages and "002" in pages
+
+
+@pytest.mark.parametrize("question", ["李强在北京调研时考察了哪些企业？", "李強在北京調研時考察了哪些企業？"])
+def test_of_two_copies_the_one_in_the_questions_script_is_shown(seed_knowledge: KnowledgeBase, question: str) -> None:
+    wanted = is_traditional(question)
+    chunks = {c.id: c for c in seed_knowledge.index.snapshot.chunks}
+    crossed = [
+        hit for hit in seed_knowledge.search(question, k=5)
+        if any(is_traditional(chunks[other].clean) != is_traditional(hit.chunk.clean) for other in hit.also_in)
+    ]
+    assert crossed, "no copy in the other script was collapsed"
+    assert all(is_traditional(hit.chunk.clean) == wanted for hit in crossed)
 
 
 def test_near_duplicate_ignores_script_but_not_content(seed_knowledge: KnowledgeBase) -> None:
