@@ -159,8 +159,11 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", choices=list(READERS), default=list(READERS))
     args = parser.parse_args()
     passages = Settings().reader_passages
-    report: dict = {"sample": args.sample, "seed": args.seed, "passages": passages, "refusal": {}, "answers": {}}
-    scores: dict[str, dict] = {}
+    out = ROOT / "docs" / "eval"
+    report: dict = {"sample": args.sample, "seed": args.seed, "passages": passages, "refusal": {}, "answers": {}, "scores": {}}
+    earlier = json.loads((out / "reader.json").read_text(encoding="utf-8")) if (out / "reader.json").exists() else {}
+    if all(earlier.get(key) == report[key] for key in ("sample", "seed", "passages")):
+        report = earlier  # a run over some of the sets keeps the others' results
     for name in args.sets:
         weights = READERS[name]
         check_protocol(name, weights)
@@ -182,7 +185,7 @@ def main() -> None:
         model = fit_answerability(calibration, args.max_false_refusal)
         margins = {label: [margin_score(f) for f in qs] for label, qs in reported.items()}
         modelled = {label: [model_score(model, f) for f in qs] for label, qs in reported.items()}
-        scores[name] = {"margin": (margins, margin_threshold), "answerability": (modelled, model.threshold)}
+        report["scores"][name] = {"margin": margins, "answerability": modelled}
         sizes = {label: len(qs) for label, qs in calibration.items()}
         provenance = (
             f"{name} dev, seed {args.seed}: {sizes['answerable']} answerable questions, {sizes['article_missing']} with "
@@ -206,15 +209,13 @@ def main() -> None:
             assistant = Assistant(knowledge, knowledge.settings.with_overrides(**overrides))
             evaluator = AnswerEvaluator(items, judge, name=f"{name} {label}")
             report["answers"][name][label] = evaluator(assistant.ask)
-    report["scores"] = {name: {kind: values for kind, (values, _) in by_kind.items()} for name, by_kind in scores.items()}
-    out = ROOT / "docs" / "eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "reader.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    _plot(scores, out / "refusal.png")
+    _plot(report, out / "refusal.png")
     print(json.dumps({k: v for k, v in report.items() if k != "scores"}, indent=2, ensure_ascii=False))
 
 
-def _plot(scores: dict[str, dict[str, tuple[dict[str, list[float]], float]]], path: Path) -> None:
+def _plot(report: dict, path: Path) -> None:
     """Refused unanswerable against refused answerable as the threshold moves, for each way of scoring."""
     import matplotlib
 
@@ -222,9 +223,11 @@ def _plot(scores: dict[str, dict[str, tuple[dict[str, list[float]], float]]], pa
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6.4, 4))
-    for name, style in zip(scores, ("-", "--")):
+    for name, style in zip(report["scores"], ("-", "--")):
+        refusal = report["refusal"][name]
+        thresholds = {"margin": refusal["margin_only"]["threshold"], "answerability": refusal["answerability"]["model"]["threshold"]}
         for kind, colour in (("margin", "tab:grey"), ("answerability", "tab:blue")):
-            values, threshold = scores[name][kind]
+            values, threshold = report["scores"][name][kind], thresholds[kind]
             finite = [v for split in values.values() for v in split if np.isfinite(v)]
             curve = [rates(values, t) for t in np.quantile(finite, np.linspace(0, 1, 200))]
             axis.plot([c["false_refusal"] for c in curve], [c["refused_unanswerable"] for c in curve], style,
