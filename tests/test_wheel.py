@@ -112,3 +112,31 @@ def test_installed_commands_work_outside_the_repository(venv: Path, tmp_path: Pa
     finally:
         page.terminate()
         page.wait(timeout=30)
+
+
+def test_quickstart_notebook_runs_on_the_installed_wheel(venv: Path, tmp_path: Path, seed_index_dir: Path) -> None:
+    """The notebook in a Jupyter kernel started from the wheel's venv, away from the source tree."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    kernels = tmp_path / "jupyter" / "kernels" / "rag-wheel"
+    kernels.mkdir(parents=True)
+    argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (kernels / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "rag wheel", "language": "python"}))
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    (work / "seeds_qa.jsonl").write_bytes((ROOT / "examples" / "seeds_qa.jsonl").read_bytes())  # the notebook reads it
+    notebook = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell("import rag; print('rag from', rag.__file__)"))
+    environment = {"JUPYTER_PATH": str(tmp_path / "jupyter"), "RAG_INDEX_DIR": str(seed_index_dir), "OMP_NUM_THREADS": "1"}
+    saved = {key: os.environ.get(key) for key in environment}
+    os.environ.update(environment)  # the kernel inherits this process's environment
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="rag-wheel", resources={"metadata": {"path": str(work)}}).execute()
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert f"rag from {venv}" in text and "包含标准答案" in text
