@@ -77,6 +77,14 @@ def test_windows_label_the_answer_tokens_and_keep_offsets(tokenizer: Tokenizer) 
         assert len(window.ids) == window.offset + len(window.spans) + 1
 
 
+def test_chinese_numerals_are_read_and_answered_in_the_passages_own_characters() -> None:
+    from rag.reader.reader import Reader
+
+    passage = "白沙湾渔港今年新建了一座灯塔，灯塔高四十二米，是当地最高的建筑。"
+    [span] = Reader.load().read("白沙湾的灯塔有多高？", [passage])
+    assert passage[span.start : span.end] == "四十二米" and span.margin > 0
+
+
 def test_simplify_keeps_length() -> None:
     text = "國務院總理李強在北京調研，滑鼠與電腦"
     assert len(simplify(text)) == len(text) and simplify(text).startswith("国务院总理李强")

@@ -19,6 +19,7 @@ from rag.text import (
     to_traditional,
     tokenize,
 )
+from rag.text.numerals import arabic_numerals
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 _DROPPED = re.compile(r"[\ufffd\u200b-\u200f\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -196,3 +197,25 @@ def test_tokens_are_script_independent_without_stopwords_or_punctuation() -> Non
     assert "黑龙江" in traditional
     assert not {"的", "？", "?"} & set(traditional)
     assert tokenize("请问是什么？") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "converted"),
+    [
+        ("灯塔高四十二米", "灯塔高42米"),
+        ("一百零五户", "105户"),
+        ("一万两千人", "12000人"),
+        ("第二十届", "第20届"),
+        ("二〇二三年", "2023年"),
+        ("千万不要", "千万不要"),  # not numbers: left alone
+        ("万一下雨", "万一下雨"),
+        ("七八个人", "七八个人"),
+        ("十一五规划", "十一五规划"),
+        ("一座灯塔十分高", "一座灯塔十分高"),
+    ],
+)
+def test_arabic_numerals_convert_only_numbers_and_keep_origins(text: str, converted: str) -> None:
+    result, origin = arabic_numerals(text)
+    assert result == converted and len(origin) == len(result)
+    for char, (start, end) in zip(result, origin):  # every character points at what it stands for
+        assert char == text[start] or (char.isdigit() and end - start >= 1)

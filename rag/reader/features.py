@@ -1,9 +1,10 @@
 """From (question, passage) to model inputs: windows over the passage with character spans.
 
 The reader sees both texts in simplified script, converted character by character so that every
-offset stays valid (phrase-level conversion could change lengths), and the passage in windows of at
-most ``content_tokens`` tokens that overlap by half, so an answer near a window's edge is still
-whole in the next one.
+offset stays valid (phrase-level conversion could change lengths), with Chinese numerals in digits (the
+token spans are mapped back to the original characters), and the passage in windows of at most
+``content_tokens`` tokens that overlap by half, so an answer near a window's edge is still whole in the
+next one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..text import to_simplified
+from ..text.numerals import arabic_numerals
 from .tokenizer import Encoding, Tokenizer
 
 #: Question tokens kept (questions are short; a longer one is cut at the end).
@@ -46,11 +48,21 @@ def encode_question(tokenizer: Tokenizer, question: str) -> list[int]:
     """The question's tokens; emoji and other symbols are left out (they carry no question, and the reader
     never saw them in training)."""
     words = "".join(c for c in question if unicodedata.category(c)[0] not in "SC")
-    return tokenizer.encode(simplify(words)).ids[:QUESTION_TOKENS]
+    return tokenizer.encode(arabic_numerals(simplify(words))[0]).ids[:QUESTION_TOKENS]
 
 
 def encode_passage(tokenizer: Tokenizer, passage: str) -> Encoding:
-    return tokenizer.encode(simplify(passage))
+    """The passage's tokens with their character spans in ``passage``."""
+    text, origin = arabic_numerals(simplify(passage))
+    encoding = tokenizer.encode(text)
+    if len(text) == len(passage) and text == simplify(passage):
+        return encoding
+    end = len(passage)
+    spans = [
+        (origin[s][0], origin[e - 1][1]) if e > s else ((origin[s][0],) * 2 if s < len(origin) else (end, end))
+        for s, e in encoding.spans
+    ]
+    return Encoding(encoding.ids, spans)
 
 
 def windows(
