@@ -88,9 +88,6 @@ class Startup:
 
     def start(self) -> Startup:
         """Open (or build) the knowledge base in a daemon thread; progress goes to this context's observers too."""
-        from .store import Index
-
-        self._building = not Index.exists(Path(self.settings.index_path))
         context = contextvars.copy_context()
         threading.Thread(target=context.run, args=(self._load,), name="rag-startup", daemon=True).start()
         return self
@@ -153,8 +150,12 @@ class Startup:
     def _load(self) -> None:
         from .assistant import Assistant
         from .registry import AssistantCache
+        from .store import Index
 
         try:
+            building = not Index.exists(Path(self.settings.index_path))
+            with self._lock:
+                self._building = building
             with observe(self._observe):
                 assistant = Assistant.load(self.settings, progress=True)
             if self.warm_up and assistant.knowledge.documents:

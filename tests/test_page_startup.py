@@ -14,7 +14,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 from api_serving import serve_api
 from gradio_client import Client
 from support import app_process, free_port
