@@ -1,7 +1,9 @@
-"""Load test of the chat page: many users asking at once, then asking while files are uploaded and deleted.
+"""Load test of one served instance (page and API): many users asking at once, then asking while files are
+uploaded and deleted, then 50 API clients alongside 10 page users.
 
-    python bench/bench_load.py                          # 50 users × 60 s, twice (see below), over a copy of the index
+    python bench/bench_load.py                          # 50 users × 60 s, twice, then API + page 60 s (see below)
     python bench/bench_load.py --users 20 --seconds 20 --uploads 4
+    python bench/bench_load.py --phases api+page --seconds 20   # only the API clients with the page users
     python bench/bench_load.py --repeat 4               # phase 2 four times: does memory level off?
     python bench/bench_load.py --url http://127.0.0.1:7860/ --pid 1234   # against a running app (it is changed!)
 
@@ -15,6 +17,11 @@ Without ``--url`` it starts ``app.py`` on a free loopback port over a temporary 
 3. phase "ask+upload": the same, while one more client uploads ``--uploads`` generated Chinese news
    files (.txt/.md) through ``/upload``, checks each is answerable through ``/ask``, and deletes it
    again through ``/delete`` (``--repeat`` runs this phase several times).
+4. phase "api+page": ``--api-clients`` callers of the OpenAI-compatible API (the official ``openai``
+   client, ``/v1/chat/completions``, every other one streaming) ask seed questions one after another
+   for ``--seconds`` while ``--api-users`` page users ask through ``/chat``; the API's answers are
+   compared with its own idle answers (taken before the phase). Reported as two rows, "api+page:
+   API" and "api+page: page", with the server's RSS before and after the phase.
 
 Per phase: questions served, errors (count and first examples), answers that differ from the idle
 answer ("changed": a race between answering and indexing would show there), latency p50/p95/max
@@ -45,7 +52,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the load driver is shared with tests/test_load.py
 
-from load_driver import PhaseReport, Users, baseline, library_work, news_files  # noqa: E402
+from load_driver import (  # noqa: E402
+    ApiClients,
+    PhaseReport,
+    Users,
+    api_baseline,
+    baseline,
+    library_work,
+    news_files,
+    together,
+)
 from support import app_process, rss_mb  # noqa: E402
 
 SEED_QA = ROOT / "examples" / "seeds_qa.jsonl"
@@ -57,27 +73,41 @@ def run(args: argparse.Namespace, url: str, pid: int | None, work: Path) -> dict
     rss = (lambda: rss_mb(pid)) if pid else (lambda: None)
 
     began = time.monotonic()
-    expected = baseline(url, questions)
+    expected = baseline(url, questions, args.key)
     rss_warm = rss()
     warm = {
         "questions": len(expected),
         "seconds": round(time.monotonic() - began, 1),
         "rss_mb": rss_warm and round(rss_warm, 1),
     }
-    users = Users(url, args.users, questions, turns=args.turns)
-
-    files = news_files(work, args.uploads, args.paragraphs)
-    plan = [("ask", None)] + [
-        (f"ask+upload{f' #{i + 1}' if args.repeat > 1 else ''}", library_work(url, files, deletes=len(files)))
-        for i in range(args.repeat if files else 0)
-    ]
     phases = []
-    for name, during in plan:
-        phase = PhaseReport(name, args.users, args.seconds, rss_before_mb=rss())
-        users.run(phase, expected, during=during)
-        phase.rss_after_mb = rss()
-        phases.append(phase)
-        print(phase.summary(), flush=True)
+    wanted = set(args.phases.split(","))
+    if wanted & {"ask", "ask+upload"}:
+        users = Users(url, args.users, questions, turns=args.turns, key=args.key)
+        files = news_files(work, args.uploads, args.paragraphs) if "ask+upload" in wanted else []
+        plan = [("ask", None)] if "ask" in wanted else []
+        plan += [
+            (f"ask+upload{f' #{i + 1}' if args.repeat > 1 else ''}", library_work(url, files, len(files), args.key))
+            for i in range(args.repeat if files else 0)
+        ]
+        for name, during in plan:
+            phase = PhaseReport(name, args.users, args.seconds, rss_before_mb=rss())
+            users.run(phase, expected, during=during)
+            phase.rss_after_mb = rss()
+            phases.append(phase)
+            print(phase.summary(), flush=True)
+    if "api+page" in wanted:
+        api_expected = api_baseline(url, questions, args.key)
+        page = Users(url, args.api_users, questions, turns=args.turns, key=args.key)
+        api = ApiClients(url, args.api_clients, questions, key=args.key)
+        before = rss()
+        api_phase = PhaseReport("api+page: API", args.api_clients, args.seconds, rss_before_mb=before)
+        page_phase = PhaseReport("api+page: page", args.api_users, args.seconds, rss_before_mb=before)
+        together(lambda: api.run(api_phase, api_expected), lambda: page.run(page_phase, expected))
+        api_phase.rss_after_mb = page_phase.rss_after_mb = rss()
+        phases += [api_phase, page_phase]
+        print(api_phase.summary(), flush=True)
+        print(page_phase.summary(), flush=True)
 
     report = {
         "url": url,
@@ -123,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid", type=int, help="with --url: the app's process id, to read its memory")
     parser.add_argument("--index-dir", type=Path, default=ROOT / "indexes" / "default", help="index to copy")
     parser.add_argument("--concurrency-limit", type=int, help="the started app's --concurrency-limit")
-    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--phases", default="ask,ask+upload,api+page", help="which phases to run (comma-separated)")
+    parser.add_argument("--users", type=int, default=50, help="page users in phases ask and ask+upload")
+    parser.add_argument("--api-clients", type=int, default=50, help="API callers in phase api+page")
+    parser.add_argument("--api-users", type=int, default=10, help="page users alongside them in phase api+page")
+    parser.add_argument("--key", help="an API key, when the server has RAG_API_KEYS (page and API accept it)")
     parser.add_argument("--seconds", type=float, default=60, help="length of each phase")
     parser.add_argument("--uploads", type=int, default=6, help="files uploaded (and deleted) in phase 2; 0: skip it")
     parser.add_argument("--paragraphs", type=int, default=80, help="paragraphs per uploaded file")

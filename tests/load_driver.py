@@ -11,6 +11,10 @@ message or a missing answer is an *error*. An answer whose text (without its ``[
 follow the passages' ranks and so move when a document is added) differs from the one the idle app
 gave to the same question (see :func:`baseline`) is counted as *changed*: a race between answering
 and indexing would show up there.
+
+:class:`ApiClients` does the same over the OpenAI-compatible API on the same server: each client is
+the official ``openai`` client asking ``/v1/chat/completions`` (every other one streaming), its
+answers compared with those of :func:`api_baseline` (the checked text, ``rag.text``).
 """
 
 from __future__ import annotations
@@ -63,9 +67,9 @@ def chat(client: Client, question: str) -> tuple[bool, str | None, str | None]:
     return True, text, None
 
 
-def baseline(url: str, questions: Sequence[str]) -> dict[str, str]:
+def baseline(url: str, questions: Sequence[str], key: str | None = None) -> dict[str, str]:
     """Each question's answer from the app with nobody else asking (also warms the app up)."""
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, headers=bearer(key))
     answers = {}
     for question in dict.fromkeys(questions):
         client.reset_session()
@@ -180,14 +184,19 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def bearer(key: str | None) -> dict[str, str] | None:
+    """The header a client sends when the server has API keys (the page accepts them too)."""
+    return {"Authorization": f"Bearer {key}"} if key else None
+
+
 class Users:
     """``n`` users, each with its own client (connected once, up front) and conversation."""
 
-    def __init__(self, url: str, n: int, questions: Sequence[str], *, turns: int = 5) -> None:
+    def __init__(self, url: str, n: int, questions: Sequence[str], *, turns: int = 5, key: str | None = None) -> None:
         self.url = url
         self.questions = list(questions)
         self.turns = turns  # questions per conversation before the user starts a new one
-        self.clients = [Client(url, verbose=False) for _ in range(n)]
+        self.clients = [Client(url, verbose=False, headers=bearer(key)) for _ in range(n)]
         self._next = [i * 7 for i in range(n)]  # users start at different questions
 
     def run(
@@ -230,6 +239,88 @@ class Users:
             thread.join()
         phase.wall_s = time.monotonic() - began
         return phase
+
+
+# ---------------------------------------------------------------------------- the API clients
+def _openai(url: str, key: str | None):
+    import openai
+
+    # No retries: a failed request is an error of the run, not something to hide.
+    return openai.OpenAI(base_url=url.rstrip("/") + "/v1", api_key=key or "unused", max_retries=0, timeout=300)
+
+
+def api_ask(client, question: str, *, stream: bool, model: str = "default") -> tuple[bool, str | None, str | None]:
+    """Ask through ``/v1/chat/completions``: (served, the checked answer text, error)."""
+    messages = [{"role": "user", "content": question}]
+    try:
+        if not stream:
+            reply = client.chat.completions.create(model=model, messages=messages)
+            text = (reply.model_extra or {}).get("rag", {}).get("text")
+            return (True, text, None) if text and reply.choices[0].finish_reason == "stop" else (
+                False, None, "no answer in the reply")
+        text = None
+        for chunk in client.chat.completions.create(model=model, messages=messages, stream=True):
+            extra = (chunk.model_extra or {}).get("rag")
+            if extra and chunk.choices and chunk.choices[0].finish_reason == "stop":
+                text = extra.get("text")
+        return (True, text, None) if text else (False, None, "the stream ended without its final answer")
+    except Exception as error:  # noqa: BLE001 - what the API's caller sees as a failed request
+        return False, None, f"{type(error).__name__}: {error}"[:300]
+
+
+def api_baseline(url: str, questions: Sequence[str], key: str | None = None) -> dict[str, str]:
+    """Each question's answer over the API with nobody else asking."""
+    client = _openai(url, key)
+    answers = {}
+    for question in dict.fromkeys(questions):
+        served, text, error = api_ask(client, question, stream=False)
+        if not served:
+            raise RuntimeError(f"warm-up question {question!r} over the API failed: {error}")
+        answers[question] = unmarked(text)
+    return answers
+
+
+class ApiClients:
+    """``n`` API callers, each its own ``openai`` client asking one question after another (odd ones stream)."""
+
+    def __init__(self, url: str, n: int, questions: Sequence[str], *, key: str | None = None) -> None:
+        self.questions = list(questions)
+        self.clients = [_openai(url, key) for _ in range(n)]
+        self._next = [i * 5 for i in range(n)]
+
+    def run(self, phase: PhaseReport, expected: dict[str, str]) -> PhaseReport:
+        """Everybody asks until ``phase.seconds`` have passed."""
+        lock = threading.Lock()
+        deadline = time.monotonic() + phase.seconds
+
+        def caller(i: int) -> None:
+            while time.monotonic() < deadline:
+                question = self.questions[self._next[i] % len(self.questions)]
+                self._next[i] += 1
+                began = time.perf_counter()
+                served, text, error = api_ask(self.clients[i], question, stream=bool(i % 2))
+                sample = Sample(i, question, time.perf_counter() - began, served, error=error)
+                sample.changed = served and question in expected and unmarked(text) != expected[question]
+                with lock:
+                    phase.samples.append(sample)
+
+        began = time.monotonic()
+        threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(len(self.clients))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        phase.wall_s = time.monotonic() - began
+        return phase
+
+
+def together(*runs: Callable[[], object]) -> None:
+    """Run each of ``runs`` in its own thread, at the same time; return when all are done."""
+    threads = [threading.Thread(target=run, daemon=True) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 # ---------------------------------------------------------------------------- the library client
@@ -299,7 +390,9 @@ def delete(client: Client, news: NewsFile, doc_id: str) -> LibraryOp:
         return LibraryOp("delete", news.path.name, time.perf_counter() - began, False, repr(error)[:300])
 
 
-def library_work(url: str, files: Sequence[NewsFile], deletes: int) -> Callable[[float], list[LibraryOp]]:
+def library_work(
+    url: str, files: Sequence[NewsFile], deletes: int, key: str | None = None
+) -> Callable[[float], list[LibraryOp]]:
     """A ``during`` for :meth:`Users.run`: upload the files spread over the phase, deleting the first ``deletes``.
 
     The uploads start spread over the first half of the phase (each when the previous work is
@@ -308,7 +401,7 @@ def library_work(url: str, files: Sequence[NewsFile], deletes: int) -> Callable[
     """
 
     def work(deadline: float) -> list[LibraryOp]:
-        client = Client(url, verbose=False)
+        client = Client(url, verbose=False, headers=bearer(key))
         ops: list[LibraryOp] = []
         began = time.monotonic()
         step = max(0.0, deadline - began) * 0.5 / max(1, len(files))

@@ -60,13 +60,19 @@ class AppProcess:
 
 @contextmanager
 def app_process(
-    args: Sequence[str] = (), *, env: dict[str, str] | None = None, log: Path, timeout: float = 300
+    args: Sequence[str] = (),
+    *,
+    env: dict[str, str] | None = None,
+    log: Path,
+    timeout: float = 300,
+    ready: bool = True,
 ) -> Iterator[AppProcess]:
-    """Start ``app.py`` on a free loopback port (``--port`` is added), wait until it listens, stop it after.
+    """Start ``app.py`` on a free loopback port (``--port`` is added), wait until it listens and (``ready``)
+    until its knowledge base is open, stop it after.
 
     ``env`` entries are added to the environment (``OMP_NUM_THREADS`` defaults to 1: the machines
     running the tests are small and shared). Raises ``RuntimeError`` with the log's tail if it does
-    not start.
+    not start, or (``ready``) if its knowledge base cannot be opened.
     """
     port = free_port()
     environment = {"OMP_NUM_THREADS": "1", **os.environ, **(env or {})}
@@ -80,6 +86,10 @@ def app_process(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"app.py did not start (status {process.poll()}):\n{app.log_tail()}")
             time.sleep(0.2)
+        while ready and (state := _loading(app.url)) is not False:
+            if state is not True or process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"app.py's knowledge base is not ready ({state}):\n{app.log_tail()}")
+            time.sleep(0.2)
         yield app
     finally:
         process.terminate()
@@ -88,6 +98,18 @@ def app_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _loading(url: str) -> bool | str:
+    """True while the server opens its knowledge base (the API's 503 "not_ready"), False once it is open
+    (any other answer: keys may be required), or the message of its failure to open it."""
+    import httpx
+
+    response = httpx.get(url + "v1/models", timeout=30)
+    if response.status_code != 503:
+        return False
+    error = response.json()["error"]
+    return True if error["code"] == "not_ready" else error["message"]
 
 
 def _listening(port: int) -> bool:

@@ -280,15 +280,6 @@ def test_the_ask_api_names_a_bad_k(client, k, message):
     assert "2981公里" in client.predict("黑龙江的边境线有多长？", 100, "hybrid", api_name="/ask")["text"]
 
 
-def test_a_damaged_index_stops_the_page_with_a_rebuild_hint(writable_index_dir, capsys):
-    name = (writable_index_dir / "CURRENT").read_text(encoding="utf-8").split()[0]
-    vectors = writable_index_dir / name / "vectors.faiss"
-    vectors.write_bytes(vectors.read_bytes()[:-100])
-    assert app.main(["--index-dir", str(writable_index_dir), "--port", str(free_port())]) == 2
-    err = capsys.readouterr().err
-    assert "vectors.faiss" in err and "rag index" in err
-
-
 def test_upload_answer_and_delete(client, tmp_path):
     news = "白沙湾新闻\n\n白沙湾渔港今年新建了一座灯塔，灯塔高42米，是当地最高的建筑。<script>alert(1)</script><img src=x onerror=alert(1)>\n"
     name = "白沙湾 灯塔（第2版）.txt"  # stored as 白沙湾_灯塔_第2版_<hash>.txt, shown as named

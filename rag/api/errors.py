@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from ..startup import NotReadyError
+
 #: OpenAI's error type for each status we send.
 _TYPES = {
     400: "invalid_request_error",
@@ -22,7 +24,10 @@ _TYPES = {
     404: "not_found_error",
     413: "invalid_request_error",
     500: "server_error",
+    503: "service_unavailable_error",
 }
+#: Seconds a client is asked to wait before retrying while the knowledge base is being built.
+RETRY_AFTER = 5
 
 
 class ApiError(HTTPException):
@@ -93,6 +98,15 @@ def install(app: FastAPI) -> None:
         detail = error.detail if isinstance(error.detail, str) else "Request failed."
         return error_response(ApiError(error.status_code, detail, headers=getattr(error, "headers", None)))
 
+    async def not_ready(request: Request, error: NotReadyError) -> JSONResponse:
+        # The server answers while its knowledge base is still being opened or built (rag.startup).
+        status = error.status
+        if status.state == "loading":
+            message = f"The knowledge base is not ready yet, retry in a few seconds: {status.message}"
+            return error_response(ApiError(503, message, code="not_ready", headers={"Retry-After": str(RETRY_AFTER)}))
+        message = f"The knowledge base could not be opened: {status.message} {status.detail}".rstrip()
+        return error_response(ApiError(503, message, code="knowledge_base_unavailable"))
+
     async def crash(request: Request, error: Exception) -> JSONResponse:
         # Logged by Starlette with its traceback; the caller gets no internals.
         return error_response(ApiError(500, "Internal error while answering; please retry.", code="internal_error"))
@@ -100,4 +114,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(NotReadyError, not_ready)
     app.add_exception_handler(Exception, crash)

@@ -57,6 +57,10 @@ class KeyRing:
     def enabled(self) -> bool:
         return bool(self._keys)
 
+    @property
+    def keys(self) -> list[ApiKey]:
+        return list(self._keys)
+
     def check(self, authorization: str | None) -> ApiKey | None:
         """The key a request carries (``None`` when no keys are configured), or a 401 :class:`ApiError`."""
         if not self._keys:
@@ -67,14 +71,19 @@ class KeyRing:
             raise ApiError(
                 401, "Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key", headers=challenge
             )
-        sent = token.strip().encode()
+        found = self.find(token)
+        if found is None:
+            raise ApiError(401, "Invalid API key.", code="invalid_api_key", headers=challenge)
+        return found
+
+    def find(self, secret: str) -> ApiKey | None:
+        """The configured key equal to ``secret`` (surrounding spaces ignored), else ``None``."""
+        sent = secret.strip().encode()
         found = None
         for key in self._keys:  # every key is compared, so timing does not tell which one nearly matched
             if hmac.compare_digest(sent, key.secret.encode()):
                 found = key
-        if found is None:
-            raise ApiError(401, "Invalid API key.", code="invalid_api_key", headers=challenge)
-        return found
+        return found if sent else None
 
     def check_write(self, authorization: str | None) -> ApiKey | None:
         """As :meth:`check`, and a 403 :class:`ApiError` for a read-only key."""

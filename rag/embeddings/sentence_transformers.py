@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ..progress import bar
 from .base import DenseEmbeddings, EmbeddingError
 
 # Families whose training used prompts; matched on the lower-cased model name.
@@ -79,7 +80,7 @@ class SentenceTransformerEmbeddings(DenseEmbeddings):
         self.batch_size = batch_size
         self.query_prompt, self.passage_prompt = family_prompts(name_or_path)
 
-    def _encode(self, texts: list[str], prompt: str, progress: bool) -> np.ndarray:
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self._model.encode(
@@ -88,12 +89,20 @@ class SentenceTransformerEmbeddings(DenseEmbeddings):
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=progress,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.passage_prompt, progress)
+        # In slices of a few batches, so that progress is reported (sentence-transformers sorts each
+        # call's texts by length, so slices of several batches keep most of its padding savings).
+        step = self.batch_size * 8
+        parts = []
+        with bar("embedding", len(texts), "passage", show=progress and len(texts) > self.batch_size) as embedding:
+            for start in range(0, len(texts), step):
+                parts.append(self._encode(texts[start : start + step], self.passage_prompt))
+                embedding.update(len(parts[-1]))
+        return np.concatenate(parts) if parts else self._encode([], "")
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self.query_prompt, False)
+        return self._encode(texts, self.query_prompt)

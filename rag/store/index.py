@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..chunking import ChunkingConfig, chunk_document
 from ..embeddings import DenseEmbeddings
+from ..progress import bar
 from ..settings import Settings
 from ..text import clean, tokenize
 from ..types import Chunk, Document
@@ -243,11 +243,13 @@ class Index:
             report.removed = sorted(replaced)
             new_chunks: list[Chunk] = []
             records = dict(old.documents)
-            for document in tqdm(fresh, desc="chunking", unit="doc", disable=not progress or len(fresh) < 2):
-                chunks = split_document(document, self.chunking)
-                records[document.id] = DocumentRecord(document, _now(), tuple(c.id for c in chunks))
-                new_chunks.extend(chunks)
-                report.added.append(document.id)
+            with bar("chunking", len(fresh), "doc", show=progress and len(fresh) > 1) as chunking:
+                for document in fresh:
+                    chunks = split_document(document, self.chunking)
+                    records[document.id] = DocumentRecord(document, _now(), tuple(c.id for c in chunks))
+                    new_chunks.extend(chunks)
+                    report.added.append(document.id)
+                    chunking.update()
             vectors = self.embeddings.embed_passages(
                 [_dense_text(c, self.settings.dense_max_chars) for c in new_chunks], progress=progress
             )

@@ -1,6 +1,8 @@
 """The chat page: ``rag app`` (or ``python app.py`` in a checkout) serves http://127.0.0.1:7860.
 
-On first run the default knowledge base is built from the bundled pages. The page's settings are
+The server answers at once: the knowledge base is opened (on first run, the default one is built
+from the bundled pages) in the background while the page shows the progress in Chinese, and becomes
+usable without a reload when it is ready (:mod:`rag.startup`). The page's settings are
 flags (``--port 8000``, ``rag app --help``) and environment variables (``RAG_PORT=8000``).
 The page is thin: answers come from :class:`rag.assistant.Assistant`, documents from its
 :class:`rag.knowledge.KnowledgeBase`, knowledge bases from :mod:`rag.registry`; HTML and upload
@@ -13,6 +15,7 @@ import argparse
 import functools
 import logging
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -24,13 +27,16 @@ from rag.assistant import Assistant
 from rag.cli import PAGE_SETTINGS, add_page_options, settings_from_args, settings_parser
 from rag.embeddings import EmbeddingError
 from rag.knowledge import KnowledgeBaseNotFoundError, NothingToIndexError
-from rag.registry import AssistantCache, list_knowledge_bases
+from rag.registry import list_knowledge_bases
 from rag.settings import Settings
+from rag.startup import NotReadyError, Startup
 from rag.store import IndexStoreError
 from rag.types import Answer
 from rag.validation import InputError
+from rag.web.login import READ_ONLY_MESSAGE, LoginGuard, PageLogin
 from rag.web.library import COLUMNS, delete_document, document_choices, document_rows, rebuild
 from rag.web.render import CLICK_JS, CSS, Turn, conversation_html
+from rag.web.status import STATUS_CSS, status_html, status_json
 from rag.web.uploads import UPLOAD_TYPES, UploadResult, add_upload, uploaded_files
 
 __all__ = [
@@ -64,6 +70,8 @@ UPLOAD_COLUMNS = ["文件", "状态", "说明"]
 #: copy of the page's config per session, about 85 KB for this page (measured), for 10 000 sessions by
 #: default: memory would grow by up to ~850 MB with visitors. 1 000 bounds it near 85 MB.
 SESSION_CAPACITY = 1000
+STATUS_INTERVAL = 1.0  # seconds between updates of the start-up banner while the knowledge base loads
+PAGE_CSS = CSS + STATUS_CSS
 
 
 def history_of(turns: list[Turn]) -> list[dict[str, str]]:
@@ -103,12 +111,17 @@ def _names(assistant: Assistant) -> dict[str, str]:
     return {r.document.id: r.document.name for r in assistant.knowledge.documents if r.document.name}
 
 
-def build_app(assistant: Assistant, assistants: AssistantCache | None = None) -> gr.Blocks:
-    """The page over ``assistant``'s knowledge base; the selector opens the other knowledge bases by name
-    (through ``assistants``, which the HTTP API shares when both are served)."""
-    settings = assistant.settings
-    assistants = assistants or AssistantCache(assistant)
-    first = assistant.knowledge.name
+def build_app(source: Assistant | Startup) -> gr.Blocks:
+    """The page over an open assistant's knowledge base, or over a :class:`~rag.startup.Startup` that is
+    still opening it (the page shows its progress meanwhile). The selector opens the other knowledge
+    bases by name, through the Startup's assistants (which the HTTP API shares when both are served).
+
+    With ``settings.api_keys``, a read-only key's visitor cannot change the library (the login itself is
+    :func:`server_app`'s); ``ValueError`` for malformed keys."""
+    startup = source if isinstance(source, Startup) else Startup.ready(source)
+    settings = startup.settings
+    first = settings.kb
+    login = PageLogin.from_settings(settings)
 
     # Answers are worked out in threads: at most `concurrency_limit` at a time that use the CPU, and
     # apart from them at most `llm_concurrency` that wait on an LLM. The chat event itself has no
@@ -119,7 +132,9 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
     def open_kb(name: str | None) -> Assistant:
         """The assistant of knowledge base ``name``; a problem is an InputError with a message for the page."""
         try:
-            return assistants.get(name or first)
+            return startup.get(name or first)
+        except NotReadyError as error:  # still loading (the banner shows how far), or it failed
+            raise InputError(str(error).rstrip("…") + ("，请稍候再试" if error.status.state == "loading" else "")) from None
         except KeyError:  # never created: the same words as the CLI's
             raise InputError(str(KnowledgeBaseNotFoundError(name or first))) from None
         except (IndexStoreError, EmbeddingError, NothingToIndexError, ValueError) as error:
@@ -209,10 +224,18 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
         """The upload table: file, status, message (the doc id stays in the state)."""
         return [row[:3] for row in uploads]
 
-    def upload(files: list | None, kb: str | None, progress: gr.Progress = gr.Progress()) -> Iterator[tuple]:
+    def writable(request: gr.Request | None) -> None:
+        """A read-only key's visitor changes nothing (the buttons are hidden too; this is the check)."""
+        if not login.can_write(request):
+            raise InputError(READ_ONLY_MESSAGE)
+
+    def upload(
+        files: list | None, kb: str | None, request: gr.Request, progress: gr.Progress = gr.Progress()
+    ) -> Iterator[tuple]:
         items = uploaded_files(files)
         uploads = [[name, "等待", "", None] for _, name in items]
         try:
+            writable(request)
             knowledge = open_kb(kb).knowledge
         except InputError as error:
             yield [], uploads, *library_view(kb), str(error), None
@@ -229,11 +252,12 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
         summary = f"上传完成：{len(results) - failed} 个成功" + (f"，{failed} 个失败" if failed else "")
         yield status_rows(uploads), uploads, *library_view(kb), summary, None  # the status table now lists the files
 
-    def confirm_delete(doc_id: str | None, kb: str | None) -> tuple:
+    def confirm_delete(doc_id: str | None, kb: str | None, request: gr.Request) -> tuple:
         """The first click only asks: which document, and that it cannot be undone."""
         if not doc_id:
             return gr.update(visible=False), "", "请先选择要删除的文档"
         try:
+            writable(request)
             record = open_kb(kb).knowledge.index.snapshot.documents.get(doc_id)
         except InputError as error:
             return gr.update(visible=False), "", str(error)
@@ -242,9 +266,12 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
         question = f"确定要从知识库“{kb or first}”删除《{record.document.display_name}》吗？删除后不能恢复。"
         return gr.update(visible=True), question, ""
 
-    def delete(doc_id: str | None, kb: str | None = None, uploads: list[list] | None = None) -> tuple:
+    def delete(
+        doc_id: str | None, kb: str | None = None, uploads: list[list] | None = None, request: gr.Request = None
+    ) -> tuple:
         uploads = [list(row) for row in uploads or []]
         try:
+            writable(request)
             message = delete_document(open_kb(kb).knowledge, doc_id) if doc_id else "请先选择要删除的文档"
         except InputError as error:
             message = str(error)
@@ -253,9 +280,12 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
                 row[1:3] = ["已删除", "已从知识库删除"]
         return *library_view(kb), message, status_rows(uploads), uploads, gr.update(visible=False)
 
-    def rebuild_index(kb: str | None, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
+    def rebuild_index(
+        kb: str | None, request: gr.Request, progress: gr.Progress = gr.Progress(track_tqdm=True)
+    ) -> tuple:
         progress(0, desc="正在重建索引")
         try:
+            writable(request)
             knowledge = open_kb(kb).knowledge
             report = rebuild(knowledge, progress=True)
         except InputError as error:
@@ -272,11 +302,12 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
     def knowledge_bases(selected: str | None = None) -> dict:
         return gr.update(choices=list_knowledge_bases(settings), value=selected or first)
 
-    def create_kb(name: str) -> tuple:
+    def create_kb(name: str, request: gr.Request) -> tuple:
         name = (name or "").strip()
         try:
-            assistants.create(name)
-        except ValueError as error:  # an unsafe name, or one that exists
+            writable(request)
+            startup.assistants.create(name)
+        except (ValueError, NotReadyError) as error:  # read-only, an unsafe name, one that exists, not loaded yet
             return gr.update(), str(error), gr.update()
         return knowledge_bases(name), f"已创建知识库“{name}”，请在下方上传文件", ""
 
@@ -289,10 +320,33 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
             message = str(error)
         return conversation_html([]), [], *library_view(kb), [], [], message, gr.update(visible=False)
 
+    def startup_view(name: str | None) -> tuple:
+        """The banner and, once the knowledge base is ready, the page's lists (the timer stops then)."""
+        status = startup.status()
+        banner = gr.update(value=status_html(status), visible=status.state != "ready")
+        if status.state == "loading":
+            return banner, gr.Timer(active=True), gr.update(), gr.update(), gr.update()
+        return banner, gr.Timer(active=False), knowledge_bases(name), *library_view(name)
+
+    def access_view(request: gr.Request) -> tuple:
+        """A read-only key's visitor does not see the controls that change the library."""
+        allowed = login.can_write(request)
+        hidden = [gr.update(visible=allowed)] * 4
+        return *hidden, "" if allowed else READ_ONLY_MESSAGE
+
+    def startup_status() -> dict:
+        """How far the server's start has come: state, message, stage, done/total, ETA (JSON)."""
+        return status_json(startup.status())
+
     with gr.Blocks(title="新闻问答助手", analytics_enabled=False) as demo:
         turns_state = gr.State([])
         uploads_state = gr.State([])  # rows of the upload table, each with the doc id it added
-        gr.Markdown("## 新闻问答助手\n根据知识库中的新闻回答问题，每句回答都标注出处；点击 [1] 查看原文。")
+        gr.Markdown(
+            "## 新闻问答助手\n根据知识库中的新闻回答问题，每句回答都标注出处；点击 [1] 查看原文。"
+            + ("　[退出登录](/logout)" if login.enabled else "")
+        )
+        banner = gr.HTML(visible=False, elem_id="startup-status")
+        timer = gr.Timer(STATUS_INTERVAL, active=False)
         kb = gr.Dropdown(
             choices=list_knowledge_bases(settings), value=first, label="知识库", elem_id="kb-select", scale=0
         )
@@ -345,7 +399,6 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
         with gr.Tab("知识库", id="library"):
             documents = gr.Dataframe(
                 headers=COLUMNS,
-                value=document_rows(assistant.knowledge),
                 interactive=False,
                 wrap=True,
                 elem_id="documents",
@@ -357,9 +410,7 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
             )
             upload_rows = gr.Dataframe(headers=UPLOAD_COLUMNS, interactive=False, wrap=True, elem_id="upload-status")
             with gr.Row():
-                selected = gr.Dropdown(
-                    choices=document_choices(assistant.knowledge), label="选择文档", scale=4, elem_id="doc-select"
-                )
+                selected = gr.Dropdown(choices=[], label="选择文档", scale=4, elem_id="doc-select")
                 delete_button = gr.Button("删除文档", variant="stop", scale=1, elem_id="delete")
             with gr.Group(visible=False, elem_id="delete-confirm") as confirm_group:
                 confirm_text = gr.Markdown(elem_id="delete-question")
@@ -406,7 +457,14 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
             [conversation, turns_state, *library_outputs, upload_rows, uploads_state, library_message, confirm_group],
             api_name=False,
         )
-        demo.load(lambda name: (knowledge_bases(name), *library_view(name)), kb, [kb, *library_outputs], api_name=False)
+        # The lists are filled on load, or by the timer once the knowledge base is ready (no reload needed).
+        startup_outputs = [banner, timer, kb, *library_outputs]
+        demo.load(startup_view, kb, startup_outputs, api_name=False)
+        timer.tick(startup_view, kb, startup_outputs, api_name=False, show_progress="hidden", concurrency_limit=None)
+        gr.api(startup_status, api_name="status")
+        demo.load(
+            access_view, None, [files, delete_button, rebuild_button, create_button, library_message], api_name=False
+        )
     return demo
 
 
@@ -421,17 +479,22 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, S
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
-        check_login(settings)
+        check_login(settings, share=args.share)
     except ValueError as error:
         parser.error(str(error))
     return args, settings
 
 
-def check_login(settings: Settings) -> None:
+def check_login(settings: Settings, *, share: bool = False) -> None:
     if bool(settings.auth_user) != bool(settings.auth_password):
         raise ValueError(
             "登录需要同时设置用户名和密码（--auth-user 或 RAG_AUTH_USER，以及环境变量 RAG_AUTH_PASSWORD）"
         )
+    if settings.api_keys and settings.api_keys.get_secret_value().strip():
+        if settings.auth_user:
+            raise ValueError("已设置 RAG_API_KEYS：网页用其中的密钥登录，请不要再设置 auth_user/auth_password")
+        if share:
+            raise ValueError("公开链接（--share）只提供网页、不支持 RAG_API_KEYS 的登录；请改用 auth_user/auth_password")
 
 
 def launch(demo: gr.Blocks, settings: Settings, *, share: bool = False, block: bool = True):
@@ -446,7 +509,7 @@ def launch(demo: gr.Blocks, settings: Settings, *, share: bool = False, block: b
         auth=auth,
         auth_message="新闻问答助手：请登录" if auth else None,
         max_file_size=f"{int(settings.max_file_mb * 4)}mb",  # hard cap; the per-file limit is checked with a message
-        css=CSS,
+        css=PAGE_CSS,
         footer_links=["api"],
         state_session_capacity=SESSION_CAPACITY,
         prevent_thread_lock=not block,
@@ -454,11 +517,16 @@ def launch(demo: gr.Blocks, settings: Settings, *, share: bool = False, block: b
     )
 
 
-def server_app(demo: gr.Blocks, assistants: AssistantCache, settings: Settings):
+def server_app(demo: gr.Blocks, startup: Startup, settings: Settings):
     """One app, one port: the HTTP API and MCP (``rag.api``) with the page mounted at ``/``."""
     from rag.api import create_api
 
-    api = create_api(assistants, settings)
+    api = create_api(startup, settings)
+    login = PageLogin.from_settings(settings)
+    if login.enabled:  # the page needs one of the API's keys; the API and MCP check theirs themselves
+        for route in login.routes():
+            api.router.routes.append(route)  # before the page's mount at "/", which would take every path
+        api.add_middleware(LoginGuard, login=login)
     auth = None
     if settings.auth_user and settings.auth_password:
         auth = (settings.auth_user, settings.auth_password.get_secret_value())
@@ -471,9 +539,16 @@ def server_app(demo: gr.Blocks, assistants: AssistantCache, settings: Settings):
         auth=auth,
         auth_message="新闻问答助手：请登录" if auth else None,
         max_file_size=f"{int(settings.max_file_mb * 4)}mb",  # hard cap; the per-file limit is checked with a message
-        css=CSS,
+        css=PAGE_CSS,
         footer_links=["api"],
     )
+
+
+def _say_when_ready(startup: Startup) -> None:
+    """The terminal's line once the knowledge base is open (a failure is logged by the Startup)."""
+    if startup.wait().state == "ready":
+        count = len(startup.get(startup.settings.kb).knowledge.documents)
+        print(f"知识库已就绪：{count} 个文档" + ("（还没有文档：请在网页的“知识库”页上传文件）" if not count else ""), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -483,28 +558,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings, *, share: bool = False) -> int:
-    """Open the knowledge base ``settings.kb`` (building the default one if missing) and serve the page."""
+    """Serve the page (and the API) at once, and open the knowledge base ``settings.kb`` meanwhile (building
+    the default one if missing): the page shows the progress, and an error to open it, in Chinese."""
     try:
-        check_login(settings)
-    except ValueError as error:
+        check_login(settings, share=share)
+        startup = Startup(settings, warm_up=EXAMPLES[0])
+        demo = build_app(startup)
+    except ValueError as error:  # also a malformed RAG_API_KEYS (the message does not contain the keys)
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"正在加载知识库“{settings.kb}”：{settings.index_path}（首次运行会先建立索引，需要几分钟）…", flush=True)
-    try:
-        assistant = Assistant.load(settings, progress=True)
-    except (IndexStoreError, EmbeddingError) as error:  # a damaged index, a model that cannot be loaded
-        print(f"无法加载知识库：{error}", file=sys.stderr)
-        return 2
-    except NothingToIndexError as error:  # the corpus setting names no readable file
-        print(f"无法建立知识库：{error}", file=sys.stderr)
-        return 2
-    count = len(assistant.knowledge.documents)
-    print(f"知识库：{count} 个文档" + ("（还没有文档：请在网页的“知识库”页上传文件）" if not count else ""), flush=True)
-    if count:  # loads the tokenizer dictionary, the reader and caches now, not on the first visitor's question
-        assistant.ask(EXAMPLES[0])
-    assistants = AssistantCache(assistant)
-    demo = build_app(assistant, assistants)
-    if share:  # a public link needs Gradio's own server: the page alone, without the HTTP API
+    # A public link needs Gradio's own server: the page alone, without the HTTP API.
+    app = None if share else server_app(demo, startup, settings)
+    print(f"正在加载知识库“{settings.kb}”：{settings.index_path}（首次运行会先建立索引，进度见网页）…", flush=True)
+    startup.start()  # after the imports above: the build then does not slow the server's own start
+    threading.Thread(target=_say_when_ready, args=(startup,), daemon=True).start()
+    if app is None:
         _, url, _ = launch(demo, settings, share=True, block=False)
         print(f"新闻问答助手已启动：{url}（按 Ctrl+C 退出）", flush=True)
         try:
@@ -512,15 +580,11 @@ def serve(settings: Settings, *, share: bool = False) -> int:
         except KeyboardInterrupt:
             pass
         return 0
-    try:
-        app = server_app(demo, assistants, settings)
-    except ValueError as error:  # a malformed RAG_API_KEYS (the message does not contain the keys)
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     import uvicorn
 
     print(f"新闻问答助手已启动：http://{settings.host}:{settings.port}/（API：/v1，MCP：/mcp；按 Ctrl+C 退出）", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # Open streams (a page's event stream) would keep Ctrl+C waiting without the graceful-shutdown limit.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
     return 0
 
 
