@@ -350,3 +350,28 @@ __all__ = [
     "seed_articles",
     "small_page",
 ]
+
+
+# --- scoring: what tests and bench/bench_ocr.py measure against the ground truth ---------------------------------
+
+def edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def comparable(text: str) -> str:
+    """Text as scored: no whitespace, no Markdown headline marks; full-width forms folded (OCR writes either)."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in folded if not ch.isspace() and ch != "#")
+
+
+def cer(reference: str, hypothesis: str) -> float:
+    reference, hypothesis = comparable(reference), comparable(hypothesis)
+    return edit_distance(reference, hypothesis) / max(1, len(reference))

@@ -55,3 +55,115 @@ def test_image_only_pdf_and_multipage_tiff_hold_the_pages(small):
     assert len(reader.pages) == 2 and not (reader.pages[0].extract_text() or "").strip()
     tiff = Image.open(io.BytesIO(pr.multipage_tiff([small, small])))
     assert tiff.n_frames == 2
+
+
+# ---------------------------------------------------------------------------- engines and layout
+@pytest.mark.parametrize("name", ["rapidocr", "tesseract"])
+def test_engine_reads_a_rendered_page_in_reading_order(small, name):
+    from rag.ingest.ocr import get_engine, reading_order
+
+    blocks = reading_order(get_engine(name, "chi_sim").recognize(small.image))
+    text = "".join(line.text for block in blocks for line in block.lines)
+    assert pr.cer(small.text, text) <= 0.03  # recognition and column order together
+    headline = "".join(line.text for line in blocks[0].lines)
+    assert blocks[0].kind == "headline" and pr.cer(small.headlines[0], headline) <= 0.1
+    assert all(block.kind == "body" for block in blocks[1:])
+
+
+def _line(text: str, x: float, y: float, size: float = 20.0, vertical: bool = False):
+    from rag.ingest.ocr import TextBox
+
+    if vertical:
+        return TextBox(text, (x, y, x + size, y + size * len(text)))
+    return TextBox(text, (x, y, x + size * len(text), y + size))
+
+
+def test_layout_reads_side_by_side_articles_column_by_column():
+    from rag.ingest.ocr import reading_order
+
+    lines = [
+        _line("左边文章的大标题", 0, 0, size=40), _line("右边的标题", 430, 0, size=40),
+        *[_line(f"左一栏第{i}行文字内容", 0, 60 + 30 * i) for i in range(6)],
+        *[_line(f"左二栏第{i}行文字内容", 215, 60 + 30 * i) for i in range(6)],
+        *[_line(f"右栏第{i}行的文字内容", 430, 60 + 30 * i) for i in range(4)],
+        _line("下一条新闻的标题", 0, 300, size=40),
+        *[_line(f"下栏第{i}行的文字内容", 0, 360 + 30 * i) for i in range(3)],
+    ]
+    shuffled = lines[::-1]
+    blocks = reading_order(shuffled)
+    assert [(b.kind, b.lines[0].text) for b in blocks] == [
+        ("headline", "左边文章的大标题"), ("body", "左一栏第0行文字内容"), ("body", "左二栏第0行文字内容"),
+        ("headline", "右边的标题"), ("body", "右栏第0行的文字内容"),
+        ("headline", "下一条新闻的标题"), ("body", "下栏第0行的文字内容"),
+    ]
+    assert [l.text for l in blocks[1].lines] == [f"左一栏第{i}行文字内容" for i in range(6)]
+
+
+def test_layout_reads_vertical_columns_right_to_left():
+    from rag.ingest.ocr import reading_order
+
+    columns = ["第一行豎排文字", "第二行豎排文字", "第三行豎排文字"]
+    lines = [_line(text, 300 - 40 * i, 0, vertical=True) for i, text in enumerate(columns)]
+    blocks = reading_order(lines[::-1])
+    assert [l.text for b in blocks for l in b.lines] == columns
+
+
+# ---------------------------------------------------------------------------- OCR through ingest
+@pytest.fixture(scope="module")
+def strip_page(small):
+    """The small page's headline and first body lines: quick to OCR."""
+    from dataclasses import replace
+
+    bottom = small.blocks[1].lines[3].box[3] + 4
+    image = small.image.crop((0, 0, small.image.size[0], int(bottom)))
+    return replace(small, image=image)
+
+
+@pytest.mark.parametrize("fmt,suffix", [("PNG", ".png"), ("JPEG", ".jpg"), ("WEBP", ".webp"), ("BMP", ".bmp")])
+def test_page_image_formats_are_ocrd(strip_page, fmt, suffix):
+    from rag.ingest import load_bytes
+
+    document = load_bytes(pr.image_bytes(strip_page, fmt), f"scan{suffix}")
+    assert document.headlines[0] == strip_page.headlines[0]
+    assert document.text.startswith("# " + strip_page.headlines[0])
+    assert {p.page for p in document.pages} == {1} and all(p.box is not None for p in document.pages)
+    for piece in document.pages:  # every recognised piece of text has a box on the page, in page fractions
+        x0, y0, x1, y1 = piece.box
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 and document.text[piece.start : piece.end].strip()
+
+
+def test_multipage_tiff_keeps_page_numbers(strip_page):
+    from rag.ingest import load_bytes
+
+    document = load_bytes(pr.multipage_tiff([strip_page, strip_page]), "two.tiff")
+    assert {p.page for p in document.pages} == {1, 2}
+    assert document.text.count("# " + strip_page.headlines[0]) == 2
+
+
+def test_mixed_pdf_keeps_its_text_layer_and_ocrs_the_scanned_page(strip_page):
+    from pypdf import PdfReader, PdfWriter
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    from rag.ingest import load_bytes
+
+    import io
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    typed = io.BytesIO()
+    page = canvas.Canvas(typed)
+    page.setFont("STSong-Light", 14)
+    page.drawString(72, 720, "松花江大桥今年通车，全长3.6公里。")
+    page.save()
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(typed.getvalue())))
+    writer.append(PdfReader(io.BytesIO(pr.image_pdf([strip_page]))))
+    mixed = io.BytesIO()
+    writer.write(mixed)
+
+    document = load_bytes(mixed.getvalue(), "mixed.pdf")
+    first, *rest = document.pages
+    assert (first.page, first.box) == (1, None) and "3.6公里" in document.text[first.start : first.end]
+    assert rest and {p.page for p in rest} == {2} and all(p.box for p in rest)
+    assert strip_page.headlines[0] in document.headlines
