@@ -167,3 +167,40 @@ def test_mixed_pdf_keeps_its_text_layer_and_ocrs_the_scanned_page(strip_page):
     assert (first.page, first.box) == (1, None) and "3.6公里" in document.text[first.start : first.end]
     assert rest and {p.page for p in rest} == {2} and all(p.box for p in rest)
     assert strip_page.headlines[0] in document.headlines
+
+
+# ---------------------------------------------------------------------------- page and boxes through the index
+NEWS = (
+    "青山镇新建图书馆开放\n\n"
+    "青山镇今年新建的图书馆本月正式开放，馆藏图书三万册，设有少儿阅览室和电子阅览室。"
+    "图书馆每天开放十二小时，周末举办读书会。镇文化站站长说，图书馆由县财政和社会捐款共同建设。\n"
+)
+
+
+def test_chunks_carry_page_and_boxes_through_rag_add_search_and_rebuild(writable_index_dir, tmp_path, capsys):
+    import json
+
+    from rag.cli import main
+    from rag.store.index import read_documents
+    from rag.types import boxes_between
+
+    (tmp_path / "news.txt").write_text(NEWS, encoding="utf-8")  # not in the seeds: no near-duplicate to fold into
+    page = pr.render_seed(tmp_path / "news.txt", dpi=150, page_inches=(8.3, 3.2), columns=2, max_pages=1)[0]
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(pr.image_bytes(page))
+    assert main(["add", str(scan), "--index-dir", str(writable_index_dir)]) == 0
+    capsys.readouterr()
+    question = "青山镇图书馆馆藏图书多少册？"
+    assert main(["search", question, "--index-dir", str(writable_index_dir), "--json"]) == 0
+    hits = [h for h in json.loads(capsys.readouterr().out) if h["source"] == str(scan)]
+    assert hits, "the scanned page is found by its own words"
+    hit = hits[0]
+    assert hit["page"] == 1 and hit["boxes"]
+    for box in hit["boxes"]:  # each box holds its piece of the chunk's text
+        assert hit["start"] <= box["start"] < box["end"] <= hit["end"] and len(box["box"]) == 4
+    (document,) = [d for d in read_documents(writable_index_dir) if d.source == str(scan)]
+    assert document.pages and all(p.box for p in document.pages)  # stored, so a rebuild keeps them
+    # A span's boxes are its lines' boxes clipped to its characters.
+    line = next(p for p in document.pages if p.end - p.start >= 8)
+    (part,) = boxes_between(document.pages, line.start + 2, line.start + 6)
+    assert line.box[0] < part.box[0] < part.box[2] < line.box[2] and (part.box[1], part.box[3]) == (line.box[1], line.box[3])
