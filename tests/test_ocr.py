@@ -204,3 +204,40 @@ def test_chunks_carry_page_and_boxes_through_rag_add_search_and_rebuild(writable
     line = next(p for p in document.pages if p.end - p.start >= 8)
     (part,) = boxes_between(document.pages, line.start + 2, line.start + 6)
     assert line.box[0] < part.box[0] < part.box[2] < line.box[2] and (part.box[1], part.box[3]) == (line.box[1], line.box[3])
+
+
+# ---------------------------------------------------------------------------- the page behind a citation
+def test_citation_of_a_scanned_page_shows_a_crop_with_the_sentence_highlighted(strip_page, tmp_path):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from rag.chunking import ChunkingConfig, chunk_document
+    from rag.ingest import load_file
+    from rag.text import clean
+    from rag.types import Answer, Citation
+    from rag.web.render import sources_html
+
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(pr.image_bytes(strip_page))
+    document = load_file(scan)
+    chunk = next(c for c in chunk_document(document, clean(document.text), ChunkingConfig()) if c.boxes and "。" in c.clean)
+    quote_end = document.text.index("。", chunk.start) + 1
+    citation = Citation(1, chunk, document.text[chunk.start : quote_end], chunk.start, quote_end)
+    html = sources_html(Answer("问题", "回答[1]", False, [citation]), turn=1)
+    assert "第 1 页" in html and html.count("data:image/jpeg;base64,") == 2  # the crop and the whole page
+    crop = Image.open(io.BytesIO(base64.b64decode(re.search(r'src="data:image/jpeg;base64,([^"]+)"', html)[1])))
+    assert crop.width <= 640 and crop.height < strip_page.image.height
+    import numpy as np
+
+    rgb = np.asarray(crop.convert("RGB")).astype(int)
+    yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 150) & (rgb[..., 2] < 150)
+    assert yellow.sum() > 200  # the highlight is drawn
+
+    scan.unlink()  # the file moved away: the text is still shown, without the image
+    from rag.web import scan as scan_module
+
+    scan_module._page_image.cache_clear()
+    assert "data:image" not in sources_html(Answer("问题", "回答[1]", False, [citation]), turn=1)

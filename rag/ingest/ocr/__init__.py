@@ -63,13 +63,20 @@ def get_engine(name: EngineName = "rapidocr", tesseract_languages: str = "chi_si
     return RapidEngine()
 
 
+def _edges(block: LayoutBlock) -> tuple[float, float]:
+    """The column's left and right edges: quartiles, not extremes — detectors stretch a box into the gutter
+    now and then (a line that starts with a full stop), which would make every other line look indented."""
+    starts = sorted(line.box[0] for line in block.lines)
+    ends = sorted(line.box[2] for line in block.lines)
+    return starts[len(starts) // 4], ends[(3 * len(ends)) // 4]
+
+
 def _paragraphs(block: LayoutBlock, body: float) -> Iterator[list[TextBox]]:
     """A body block's lines grouped into paragraphs: a new one starts at an indented line after a short one."""
     if block.vertical:
         yield list(block.lines)
         return
-    left = min(line.box[0] for line in block.lines)
-    right = max(line.box[2] for line in block.lines)
+    left, right = _edges(block)
     current: list[TextBox] = []
     for line in block.lines:
         indented = line.box[0] - left > 0.9 * body
@@ -102,7 +109,7 @@ def write_page(result: PagedText, blocks: list[LayoutBlock], page: int, size: tu
             continue
         for number, paragraph in enumerate(_paragraphs(block, body)):
             # A column's first line continues the previous column's paragraph unless it is indented.
-            if number or result.text.endswith("\n") or paragraph[0].box[0] - min(l.box[0] for l in block.lines) > 0.9 * body:
+            if number or result.text.endswith("\n") or paragraph[0].box[0] - _edges(block)[0] > 0.9 * body:
                 result.gap()
             for line in paragraph:
                 add_line(line)
