@@ -235,6 +235,8 @@ def test_citation_of_a_scanned_page_shows_a_crop_with_the_sentence_highlighted(s
     rgb = np.asarray(crop.convert("RGB")).astype(int)
     yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 150) & (rgb[..., 2] < 150)
     assert yellow.sum() > 200  # the highlight is drawn
+    notebook = Answer("问题", "回答[1]", False, [citation])._repr_html_()  # Jupyter shows the same crop
+    assert "第1页" in notebook and "data:image/jpeg;base64," in notebook
 
     scan.unlink()  # the file moved away: the text is still shown, without the image
     from rag.web import scan as scan_module
