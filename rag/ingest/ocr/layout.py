@@ -116,6 +116,13 @@ def _order(lines: list[TextBox], body: float, headline: set[int], blocks: list[L
     blocks.append(LayoutBlock("headline" if heads and not rest else "body", tuple(ordered)))
 
 
+def _beside(line: TextBox, head: TextBox, body: float) -> bool:
+    """``line`` lies within ``head``'s row (its middle inside the headline's height) and touches it sideways."""
+    middle = (line.box[1] + line.box[3]) / 2
+    near = line.box[0] - head.box[2] < body and head.box[0] - line.box[2] < body
+    return head.box[1] < middle < head.box[3] and line.height < 1.2 * head.height and near
+
+
 def _deskewed(lines: list[TextBox]) -> dict[int, TextBox]:
     """Each line's box turned by the page's skew (the median baseline angle), so that column gaps run straight.
 
@@ -147,7 +154,13 @@ def reading_order(lines: list[TextBox]) -> list[LayoutBlock]:
     upright = list(turned.values())
     body = _body_size(upright)
     # One-character lines (a paragraph's last character) are no headlines: their boxes' padding inflates the pitch.
-    headline = {id(l) for l in upright if not l.vertical and len(l.text.strip()) > 1 and l.pitch >= HEADLINE_RATIO * body}
+    heads = [l for l in upright if not l.vertical and len(l.text.strip()) > 1 and l.pitch >= HEADLINE_RATIO * body]
+    # A piece the detector split off a headline (a dash, a quote mark) sits on the headline's row, right beside it.
+    pieces = [
+        l for l in upright
+        if l not in heads and any(_beside(l, h, body) for h in heads)
+    ]
+    headline = {id(l) for l in heads + pieces}
     blocks: list[LayoutBlock] = []
     _order(upright, body, headline, blocks)
     return [LayoutBlock(b.kind, tuple(original[id(l)] for l in b.lines)) for b in blocks]
