@@ -8,10 +8,11 @@ chunk repeats trailing sentences of the previous one up to ``chunk_overlap`` cha
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from .text import CleanText, normalize, split_sentences
-from .types import Chunk, Document
+from .types import Chunk, Document, PageBox, boxes_between
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ def _pack(spans: list[tuple[int, int]], config: ChunkingConfig) -> list[list[tup
 def chunk_document(document: Document, cleaned: CleanText, config: ChunkingConfig) -> list[Chunk]:
     """Split a cleaned document into chunks whose original span is ``document.text[start:end]``."""
     chunks: list[Chunk] = []
+    page_ends = [p.end for p in document.pages]
     for section in _sections(cleaned, max_sentence=2 * config.chunk_size, piece=config.chunk_size):
         for group in _pack(section.spans, config):
             clean_start, clean_end = group[0][0], group[-1][1]
@@ -88,6 +90,8 @@ def chunk_document(document: Document, cleaned: CleanText, config: ChunkingConfi
             clean_end = clean_start + len(clean_text)
             start, end = cleaned.to_original(clean_start, clean_end)
             title = section.title
+            first = bisect_right(page_ends, start)  # lines (in text order) that end after the chunk starts
+            boxes = boxes_between(_until(document.pages[first:], end), start, end)
             matched = clean_text if clean_text.startswith(title) else f"{title}\n{clean_text}"
             chunks.append(
                 Chunk(
@@ -102,6 +106,17 @@ def chunk_document(document: Document, cleaned: CleanText, config: ChunkingConfi
                     end=end,
                     line_start=cleaned.line_of(start),
                     line_end=cleaned.line_of(end - 1),
+                    page=boxes[0].page if boxes else 0,
+                    boxes=tuple(boxes),
                 )
             )
     return chunks
+
+
+def _until(pages: tuple[PageBox, ...], end: int) -> list[PageBox]:
+    taken: list[PageBox] = []
+    for box in pages:
+        if box.start >= end:
+            break
+        taken.append(box)
+    return taken

@@ -29,7 +29,8 @@ _NAMED_METAVARS = {"kb": "NAME", "embedding_model": "MODEL", "openai_base_url": 
 
 # The settings each command offers as flags (every other one: --set NAME=VALUE, see `rag settings`).
 _WHERE = ("kb", "index_dir")
-_INDEXING = ("chunk_size", "chunk_overlap", "embedding_model", "dense_max_chars", "max_file_mb")
+_OCR = ("ocr_engine", "ocr_max_pages")
+_INDEXING = ("chunk_size", "chunk_overlap", "embedding_model", "dense_max_chars", "max_file_mb", *_OCR)
 _RETRIEVAL = ("k", "mode")
 _ANSWERING = ("generator", "answer_script", "reader_threshold", "openai_base_url", "openai_model")
 PAGE_SETTINGS = (*_WHERE, *_RETRIEVAL, *_ANSWERING, "host", "port", "auth_user", "max_file_mb", "concurrency_limit")
@@ -367,7 +368,7 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Settings], int], str, tuple[str, ...] | None]] = {
     "index": (cmd_index, "build a knowledge base's index from files/folders (default: the bundled pages)", _WHERE + _INDEXING),
-    "add": (cmd_add, "add files to a knowledge base (unchanged files are skipped)", (*_WHERE, "max_file_mb")),
+    "add": (cmd_add, "add files to a knowledge base (unchanged files are skipped)", (*_WHERE, "max_file_mb", *_OCR)),
     "remove": (cmd_remove, "remove documents by id, id prefix or source path", _WHERE),
     "list": (cmd_list, "list a knowledge base's documents", _WHERE),
     "search": (cmd_search, "retrieve passages for a question", _WHERE + _RETRIEVAL),

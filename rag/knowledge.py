@@ -113,7 +113,7 @@ class KnowledgeBase:
                 return cls(index, settings)
         if not build_if_missing:
             return cls(Index.open(path, settings, embeddings), settings)  # raises IndexNotFoundError
-        documents, errors = load_paths(settings.corpus, settings.max_file_bytes)
+        documents, errors = load_paths(settings.corpus, settings.max_file_bytes, settings.ocr_options)
         if not documents:  # no empty index that would refuse every question
             raise NothingToIndexError(path, errors)
         knowledge = cls(Index.create(path, settings, embeddings), settings)
@@ -130,7 +130,7 @@ class KnowledgeBase:
 
         Raises :class:`NothingToIndexError`, and leaves everything as it was, when no file is readable."""
         settings = settings or Settings()
-        documents, errors = load_paths(paths, settings.max_file_bytes)
+        documents, errors = load_paths(paths, settings.max_file_bytes, settings.ocr_options)
         if not documents:
             raise NothingToIndexError(settings.index_path, errors)
         knowledge = cls(Index.create(settings.index_path, settings, load_embeddings(settings)), settings)
@@ -138,13 +138,13 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ changing
     def add_paths(self, paths: Iterable[str | Path], *, progress: bool = False) -> IngestReport:
-        documents, errors = load_paths(paths, self.settings.max_file_bytes)
+        documents, errors = load_paths(paths, self.settings.max_file_bytes, self.settings.ocr_options)
         return self.add_documents(documents, errors, progress=progress)
 
     def add_bytes(self, data: bytes, source: str, name: str = "") -> IngestReport:
         """Add one uploaded file (``name``: the name to show for it); an :class:`IngestError` is reported, never raised."""
         try:
-            document = replace(load_bytes(data, source, self.settings.max_file_bytes), name=name)
+            document = replace(load_bytes(data, source, self.settings.max_file_bytes, self.settings.ocr_options), name=name)
         except IngestError as error:
             return IngestReport(errors=[error])
         return self.add_documents([document], [])

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .ingest.ocr import OcrOptions
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 GeneratorName = Literal["extractive", "rules", "selector", "openai"]
@@ -70,6 +73,14 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(
         20.0, gt=0, description="Largest file accepted by uploads and `rag add`; embedding time grows with size."
     )
+    ocr_engine: Literal["rapidocr", "tesseract"] = Field(
+        "rapidocr", description="OCR for page images and scanned PDF pages: RapidOCR (PP-OCRv4) or Tesseract."
+    )
+    ocr_max_pages: int = Field(100, ge=1, description="Most pages OCR'd per file (images' frames, scanned PDF pages).")
+    ocr_max_megapixels: float = Field(
+        60.0, gt=0, description="Largest page image in megapixels (an A2 sheet at 300 dpi is 35); larger ones are refused."
+    )
+    ocr_pdf_dpi: int = Field(200, ge=72, le=600, description="Resolution scanned PDF pages are rendered at for OCR.")
 
     # --- embeddings -------------------------------------------------------------------
     embedding_model: str = Field(
@@ -193,6 +204,17 @@ class Settings(BaseSettings):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def ocr_options(self) -> "OcrOptions":
+        from .ingest.ocr import OcrOptions  # here: the settings module stays import-light
+
+        return OcrOptions(
+            engine=self.ocr_engine,
+            max_pages=self.ocr_max_pages,
+            max_pixels=int(self.ocr_max_megapixels * 1_000_000),
+            pdf_dpi=self.ocr_pdf_dpi,
+        )
 
     def index_fingerprint(self) -> dict[str, Any]:
         """The settings an index is built with; a change in any of them needs a rebuild."""

@@ -62,6 +62,50 @@ def _blank_pdf() -> bytes:
     return buffer.getvalue()
 
 
+def _png(width: int, height: int, text: str = "") -> bytes:
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (width, height), 255)
+    if text:
+        font = ImageFont.truetype("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 28)
+        ImageDraw.Draw(image).text((10, 10), text, font=font, fill=0)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that says it is ``width`` × ``height`` (decoding it would take gigabytes); only the header is real."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b"")
+
+
+def _scanned_pdf(pages: int) -> bytes:
+    """An image-only PDF of ``pages`` (tiny) scanned pages."""
+    from PIL import Image
+
+    first, *rest = [Image.new("L", (40, 56), 255) for _ in range(pages)]
+    buffer = io.BytesIO()
+    first.save(buffer, "PDF", resolution=10.0, save_all=True, append_images=rest)
+    return buffer.getvalue()
+
+
+def _encrypted_pdf() -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_blank_pdf())))
+    writer.encrypt(user_password="secret", owner_password="owner")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
 def _noise(size: int, *, nul: bool) -> bytes:
     rng = random.Random(size)
     data = bytes(rng.randrange(1 if not nul else 0, 256) for _ in range(size))
@@ -87,7 +131,7 @@ BAD_FILES: list[tuple[str, str, Callable[[], bytes], str, str]] = [
     ("executable", "tool.exe", lambda: b"MZ\x90\x00\x03", "unsupported_type", "不支持的文件类型"),
     ("no-extension", "README", lambda: "说明文字".encode(), "unsupported_type", "不支持的文件类型"),
     ("script-only-html", "page.html", lambda: SCRIPT_ONLY_HTML, "no_text", "没有可读的文字"),
-    ("pdf-without-text-layer", "scan.pdf", _blank_pdf, "pdf_no_text", "OCR"),
+    ("pdf-without-any-text", "scan.pdf", _blank_pdf, "ocr_no_text", "没有在图片或扫描页中找到文字"),
     ("garbage-pdf", "broken.pdf", lambda: b"%PDF-1.4\n" + b"garbage " * 50, "bad_pdf", "PDF"),
     ("truncated-pdf", "cut.pdf", lambda: _blank_pdf()[:200], "bad_pdf", "PDF"),
     ("corrupt-docx", "broken.docx", lambda: b"PK\x03\x04 not really a zip", "bad_docx", ".docx"),
@@ -95,6 +139,13 @@ BAD_FILES: list[tuple[str, str, Callable[[], bytes], str, str]] = [
     ("zip-not-docx", "plain.docx", lambda: _zip("hello.txt", "不是Word文档".encode()), "bad_docx", ".docx"),
     ("zip-bomb-docx", "bomb.docx", lambda: _zip("word/document.xml", b"\x00" * (64 * 1024 * 1024)), "zip_bomb", "解压"),
     ("docx-without-text", "blank.docx", lambda: _docx("", "  "), "no_text", "没有可读的文字"),
+    ("truncated-png", "cut.png", lambda: _png(300, 200, "黑龙江新闻")[:400], "bad_image", "无法读取这张图片"),
+    ("30000x30000-png", "huge.png", lambda: _png_header(30000, 30000), "too_many_pixels", "图片过大"),
+    ("empty-png", "empty.png", lambda: b"", "empty", "空"),
+    ("image-without-text", "blank.png", lambda: _png(320, 240), "ocr_no_text", "没有在图片或扫描页中找到文字"),
+    ("300-page-scanned-pdf", "book.pdf", lambda: _scanned_pdf(300), "too_many_pages", "页数过多"),
+    ("password-protected-pdf", "secret.pdf", _encrypted_pdf, "pdf_encrypted", "密码"),
+    ("html-named-png", "page.png", lambda: b"<!DOCTYPE html><html><body>\xe6\x96\xb0\xe9\x97\xbb</body></html>", "not_an_image", "不是图片"),
 ]
 BAD_IDS = [case[0] for case in BAD_FILES]
 
@@ -167,7 +218,8 @@ def test_cli_add_of_only_bad_files_fails_and_names_each(campaign, bad_files, cap
     assert status == 1
     for path in bad_files.values():
         assert str(path) in err
-    assert "over the 20 MB limit" in err and "zip bomb" in err and "no text layer" in err
+    assert "over the 20 MB limit" in err and "zip bomb" in err and "OCR found no text" in err
+    assert "password-protected" in err and "page OCR limit" in err and "image too large" in err
     assert index_files(assistant.knowledge.index.path) == before
     assert_still_answers(assistant)
 

@@ -13,6 +13,8 @@ from ..types import Answer, Citation
 
 def _where(citation: Citation) -> str:
     c = citation.chunk
+    if c.page:  # a paged source (PDF, page image)
+        return f"{c.source}，第{c.page}页"
     lines = f"第{c.line_start}行" if c.line_start == c.line_end else f"第{c.line_start}–{c.line_end}行"
     return f"{c.source}，{lines}"
 
@@ -45,9 +47,14 @@ def to_html(answer: Answer) -> str:
         items = []
         for citation in answer.citations:
             title = escape(citation.chunk.title or "（无标题）")
+            scan = ""
+            if citation.chunk.boxes:  # a scanned page: the cited lines on the page image
+                from ..web.scan import crop_html
+
+                scan = crop_html(citation.chunk, citation.quote_start, citation.quote_end)
             items.append(
                 f'<li value="{citation.n}"><strong>{title}</strong> — {escape(_where(citation))}'
-                f'<blockquote style="margin:0.2em 0 0.5em 1em;color:#555">{escape(citation.quote)}</blockquote></li>'
+                f'<blockquote style="margin:0.2em 0 0.5em 1em;color:#555">{escape(citation.quote)}</blockquote>{scan}</li>'
             )
         parts.append("<p><strong>来源</strong></p><ol>" + "".join(items) + "</ol>")
     return '<div class="rag-answer">' + "".join(parts) + "</div>"

@@ -11,18 +11,26 @@ from ..types import Document
 from .docx import read_docx
 from .errors import IngestError, IngestProblem
 from .html import read_html
+from .image import IMAGE_SUFFIXES, read_image
+from .ocr import OcrOptions, PagedText
 from .pdf import read_pdf
 from .plain import read_plain
 
-READERS: dict[str, Callable[[bytes, str], str]] = {
+#: Formats read as text.
+TEXT_READERS: dict[str, Callable[[bytes, str], str]] = {
     ".txt": read_plain,
     ".md": read_plain,
     ".markdown": read_plain,
     ".html": read_html,
     ".htm": read_html,
-    ".pdf": read_pdf,
     ".docx": read_docx,
 }
+#: Formats read page by page, OCR'd where they have no text (their characters keep page and box).
+PAGED_READERS: dict[str, Callable[[bytes, str, OcrOptions], PagedText]] = {
+    ".pdf": read_pdf,
+    **{suffix: read_image for suffix in IMAGE_SUFFIXES},
+}
+READERS = {**TEXT_READERS, **PAGED_READERS}
 SUPPORTED_SUFFIXES = tuple(READERS)
 
 
@@ -54,20 +62,27 @@ def check_file(source: str, size: int, max_bytes: int | None = None) -> None:
         )
 
 
-def load_bytes(data: bytes, source: str, max_bytes: int | None = None) -> Document:
-    """Turn a file's bytes into a document, or raise :class:`IngestError` saying why not."""
+def load_bytes(data: bytes, source: str, max_bytes: int | None = None, ocr: OcrOptions | None = None) -> Document:
+    """Turn a file's bytes into a document, or raise :class:`IngestError` saying why not.
+
+    ``ocr`` configures page images and scanned PDF pages (defaults: :class:`OcrOptions`)."""
     check_file(source, len(data), max_bytes)
     if not data.strip():
         raise IngestError(source, "empty", "the file holds only whitespace")
-    text = READERS[Path(source).suffix.lower()](data, source)
+    suffix = Path(source).suffix.lower()
+    if suffix in PAGED_READERS:
+        paged = PAGED_READERS[suffix](data, source, ocr or OcrOptions())
+        text, pages = paged.text, tuple(paged.pages)
+    else:
+        text, pages = TEXT_READERS[suffix](data, source), ()
     cleaned = clean(text)
     if not cleaned.text.strip():
         raise IngestError(source, "no_text", "no readable text in the file")
     headlines = tuple(cleaned.text[b.start : b.end] for b in cleaned.blocks if b.kind == "headline")
-    return Document(id=content_id(data), source=source, text=text, headlines=headlines)
+    return Document(id=content_id(data), source=source, text=text, headlines=headlines, pages=pages)
 
 
-def load_file(path: str | Path, max_bytes: int | None = None) -> Document:
+def load_file(path: str | Path, max_bytes: int | None = None, ocr: OcrOptions | None = None) -> Document:
     path = Path(path)
     try:
         check_file(str(path), path.stat().st_size, max_bytes)
@@ -75,7 +90,7 @@ def load_file(path: str | Path, max_bytes: int | None = None) -> Document:
     except OSError as error:
         detail = error.strerror or str(error)
         raise IngestError(str(path), "unreadable", f"cannot read file ({detail})", detail=detail) from error
-    return load_bytes(data, str(path), max_bytes)
+    return load_bytes(data, str(path), max_bytes, ocr)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -90,14 +105,14 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_paths(
-    paths: Iterable[str | Path], max_bytes: int | None = None
+    paths: Iterable[str | Path], max_bytes: int | None = None, ocr: OcrOptions | None = None
 ) -> tuple[list[Document], list[IngestError]]:
     """Load every file; failures are collected, not raised, so one bad file does not stop the batch."""
     documents: list[Document] = []
     errors: list[IngestError] = []
     for path in expand_paths(paths):
         try:
-            documents.append(load_file(path, max_bytes))
+            documents.append(load_file(path, max_bytes, ocr))
         except IngestError as error:
             errors.append(error)
     return documents, errors
@@ -106,6 +121,7 @@ def load_paths(
 __all__ = [
     "IngestError",
     "IngestProblem",
+    "OcrOptions",
     "SUPPORTED_SUFFIXES",
     "check_file",
     "content_id",

@@ -16,7 +16,13 @@ IngestProblem = Literal[
     "bad_docx",
     "zip_bomb",
     "bad_pdf",
-    "pdf_no_text",
+    "pdf_encrypted",
+    "bad_image",
+    "not_an_image",
+    "too_many_pixels",
+    "too_many_pages",
+    "ocr_no_text",
+    "ocr_missing",
 ]
 
 #: What the page says for each problem; ``{…}`` fields come from the error's details.
@@ -32,7 +38,13 @@ MESSAGES_ZH: dict[str, str] = {
     "bad_docx": "不是有效的 .docx 文件（文件可能已损坏）",
     "zip_bomb": "文件解压后过大（{size_mb:.0f} MB），已拒绝",
     "bad_pdf": "无法读取这个 PDF 文件（文件可能已损坏）",
-    "pdf_no_text": "PDF 没有文字层（可能是扫描件），请先做文字识别（OCR）",
+    "pdf_encrypted": "PDF 文件有密码保护，无法读取；请先去掉密码再上传",
+    "bad_image": "无法读取这张图片（文件可能已损坏或不完整）",
+    "not_an_image": "文件扩展名是图片，但内容不是图片（看起来是网页或文本文件）",
+    "too_many_pixels": "图片过大（{pixels} 像素），上限为 {limit:g} 百万像素",
+    "too_many_pages": "需要文字识别的页数过多（{pages} 页），每个文件上限为 {limit} 页",
+    "ocr_no_text": "文字识别（OCR）没有在图片或扫描页中找到文字",
+    "ocr_missing": "无法识别图片和扫描件中的文字：没有安装文字识别（OCR）组件，请运行 pip install \"rag-news-zh[ocr]\"",
 }
 
 

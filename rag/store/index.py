@@ -5,7 +5,7 @@ Layout of ``<index_dir>/``::
     CURRENT              "<version-dir> <sha256 of its manifest.json>", replaced atomically
     v00000007/           one complete version
         manifest.json    format, settings fingerprint, embedding model, documents, file checksums
-        documents.jsonl  id, source, headlines, name to show (uploads), added time, full text
+        documents.jsonl  id, source, headlines, name to show (uploads), added time, full text, pages (OCR boxes)
         chunks.jsonl     chunk fields, integer key, BM25 tokens
         vectors.faiss    faiss.write_index of an IndexIDMap2(IndexFlatIP)
     .lock                writers hold an flock on it
@@ -26,7 +26,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -311,6 +311,7 @@ class Index:
                         "source": r.document.source,
                         "headlines": list(r.document.headlines),
                         **({"name": r.document.name} if r.document.name else {}),
+                        **({"pages": [asdict(p) for p in r.document.pages]} if r.document.pages else {}),
                         "added_at": r.added_at,
                         "chunk_ids": list(r.chunk_ids),
                         "text": r.document.text,
@@ -450,7 +451,7 @@ def read_documents(path: Path) -> list[Document]:
 
     def load(version_dir: Path, manifest: dict[str, Any]) -> list[Document]:
         return [
-            Document(row["id"], row["source"], row["text"], tuple(row["headlines"]), row.get("name", ""))
+            Document(row["id"], row["source"], row["text"], tuple(row["headlines"]), row.get("name", ""), row.get("pages", ()))
             for row in read_jsonl(version_dir / "documents.jsonl")
         ]
 
@@ -460,7 +461,7 @@ def read_documents(path: Path) -> list[Document]:
 def _load_snapshot(version_dir: Path, manifest: dict[str, Any]) -> Snapshot:
     documents: dict[str, DocumentRecord] = {}
     for row in read_jsonl(version_dir / "documents.jsonl"):
-        document = Document(row["id"], row["source"], row["text"], tuple(row["headlines"]), row.get("name", ""))
+        document = Document(row["id"], row["source"], row["text"], tuple(row["headlines"]), row.get("name", ""), row.get("pages", ()))
         documents[document.id] = DocumentRecord(document, row["added_at"], tuple(row["chunk_ids"]))
     chunks, keys, tokens = [], [], []
     for row in read_jsonl(version_dir / "chunks.jsonl"):

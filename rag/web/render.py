@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 
 from ..types import Answer, Chunk, Hit
+from .scan import crop_html
 
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -35,6 +36,8 @@ def source_id(turn: int, n: int) -> str:
 
 def location(chunk: Chunk, name: str | None = None) -> str:
     """File name (``name``, else the source's) and line numbers, e.g. ``002_dd50.txt · 第 3–9 行``."""
+    if chunk.page:  # a paged source: its page counts for more than lines of recognised text
+        return f"{name or Path(chunk.source).name} · 第 {chunk.page} 页"
     lines = (
         f"第 {chunk.line_start} 行"
         if chunk.line_start == chunk.line_end
@@ -66,14 +69,17 @@ def answer_text_html(answer: Answer, turn: int) -> str:
     return _MARKER.sub(link, escape(answer.text))
 
 
-def _source_html(element_id: str, label: str, chunk: Chunk, quote: str, names: dict[str, str]) -> str:
+def _source_html(
+    element_id: str, label: str, chunk: Chunk, quote: str, names: dict[str, str], span: tuple[int, int] | None = None
+) -> str:
     headline = escape(chunk.title) if chunk.title else "（无标题）"
     quote_line = f'<div class="rag-quote">“{escape(quote)}”</div>' if quote else ""
+    scan = crop_html(chunk, *span) if span is not None and chunk.boxes else ""  # a scanned page: where it is printed
     return (
         f'<details class="rag-source" id="{element_id}">'
         f'<summary><span class="rag-n">{label}</span> <span class="rag-headline">{headline}</span>'
         f' <span class="rag-loc">{escape(location(chunk, names.get(chunk.doc_id)))}</span>{quote_line}</summary>'
-        f'<div class="rag-passage">{passage_html(chunk, quote)}</div></details>'
+        f'{scan}<div class="rag-passage">{passage_html(chunk, quote)}</div></details>'
     )
 
 
@@ -82,7 +88,8 @@ def sources_html(answer: Answer, turn: int, names: dict[str, str] | None = None)
     parts = []
     if answer.citations:
         items = "".join(
-            _source_html(source_id(turn, c.n), f"[{c.n}]", c.chunk, c.quote, names or {}) for c in answer.citations
+            _source_html(source_id(turn, c.n), f"[{c.n}]", c.chunk, c.quote, names or {}, (c.quote_start, c.quote_end))
+            for c in answer.citations
         )
         parts.append(f'<div class="rag-sources"><div class="rag-sources-title">来源</div>{items}</div>')
     cited_chunks = {c.chunk.id for c in answer.citations}

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 UPLOADS_DIR = "uploads"
 #: Types offered in the upload dialog (the loader reads a few aliases too, e.g. .htm, .markdown).
-UPLOAD_TYPES = (".txt", ".md", ".html", ".pdf", ".docx")
+UPLOAD_TYPES = (".txt", ".md", ".html", ".pdf", ".docx", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
 _UNSAFE = re.compile(r"[^\w\-]+", re.UNICODE)
 _MAX_STEM = 60

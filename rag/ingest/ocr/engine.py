@@ -1,0 +1,61 @@
+"""What an OCR backend gives back: text lines with their boxes on the page image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL.Image import Image
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels of the page image
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """One recognised line (or line piece) and its axis-aligned box."""
+
+    text: str
+    box: Box
+    score: float = 1.0
+    angle: float = 0.0  # skew of the line's baseline in degrees (clockwise positive, image y down), when known
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def pitch(self) -> float:
+        """Type size as the advance per character along the line (CJK characters are square; Latin ones about half).
+
+        Steadier than the box height, which grows with quotes and brackets and differs between engines."""
+        units = sum(1.0 if ord(ch) > 0x2E7F else 0.55 for ch in self.text if not ch.isspace()) or 1.0
+        return (self.height if self.vertical else self.width) / units
+
+    @property
+    def vertical(self) -> bool:
+        """A vertical line of (traditional) text: much taller than wide and holding several characters."""
+        return len(self.text) > 1 and self.height > 1.5 * self.width
+
+
+class OcrUnavailable(Exception):
+    """The backend's package or program is not installed."""
+
+    def __init__(self, engine: str, reason: str) -> None:
+        super().__init__(f"OCR engine {engine} unavailable: {reason}")
+        self.engine = engine
+        self.reason = reason
+
+
+class OcrEngine(Protocol):
+    """A backend: one page image in, its text lines out (in no particular order)."""
+
+    name: str
+
+    def recognize(self, image: Image) -> list[TextBox]: ...
+
+
+__all__ = ["Box", "OcrEngine", "OcrUnavailable", "TextBox"]

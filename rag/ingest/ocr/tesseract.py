@@ -1,0 +1,68 @@
+"""Tesseract backend: Debian's ``tesseract-ocr`` with ``chi_sim``/``chi_tra``, through its command line (TSV output)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import subprocess
+
+from PIL.Image import Image
+
+from .engine import OcrUnavailable, TextBox
+
+_LATIN_END = re.compile(r"[A-Za-z0-9.,%]$")
+_LATIN_START = re.compile(r"^[A-Za-z0-9]")
+
+
+class TesseractEngine:
+    name = "tesseract"
+
+    def __init__(self, languages: str = "chi_sim+chi_tra", timeout: float = 120.0) -> None:
+        self.executable = shutil.which("tesseract")
+        if self.executable is None:
+            raise OcrUnavailable("tesseract", "the tesseract command is not installed (apt install tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-chi-tra)")
+        self.languages = languages
+        self.timeout = timeout
+
+    def recognize(self, image: Image) -> list[TextBox]:
+        png = io.BytesIO()
+        image.convert("L").save(png, "PNG")
+        dpi = int(image.info.get("dpi", (200, 200))[0] or 200)
+        try:
+            done = subprocess.run(
+                [self.executable, "stdin", "stdout", "-l", self.languages, "--psm", "3", "--dpi", str(dpi), "tsv"],
+                input=png.getvalue(),
+                capture_output=True,
+                timeout=self.timeout,
+                check=True,
+                env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin:/bin"},  # one page per process; threads only contend
+            )
+        except subprocess.CalledProcessError as error:
+            raise RuntimeError(f"tesseract failed: {error.stderr.decode(errors='replace')[-300:]}") from error
+        return _lines(done.stdout.decode("utf-8", errors="replace"))
+
+
+def _lines(tsv: str) -> list[TextBox]:
+    """Words (level 5) grouped back into their lines; CJK words are joined without the spaces tesseract puts in."""
+    lines: dict[tuple[str, str, str, str], list[dict[str, str]]] = {}
+    for row in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE):
+        if row.get("level") == "5" and (row.get("text") or "").strip():
+            lines.setdefault((row["page_num"], row["block_num"], row["par_num"], row["line_num"]), []).append(row)
+    boxes: list[TextBox] = []
+    for words in lines.values():
+        text = ""
+        for word in words:
+            piece = word["text"].strip()
+            text += (" " if text and _LATIN_END.search(text) and _LATIN_START.match(piece) else "") + piece
+        x0 = min(int(w["left"]) for w in words)
+        y0 = min(int(w["top"]) for w in words)
+        x1 = max(int(w["left"]) + int(w["width"]) for w in words)
+        y1 = max(int(w["top"]) + int(w["height"]) for w in words)
+        score = sum(float(w["conf"]) for w in words) / len(words) / 100
+        boxes.append(TextBox(text, (x0, y0, x1, y1), score))
+    return boxes
+
+
+__all__ = ["TesseractEngine"]
