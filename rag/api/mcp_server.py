@@ -32,6 +32,18 @@ Question = Annotated[str, Field(description="The question, in Chinese or English
 K = Annotated[int | None, Field(description=f"Passages to retrieve (1-{MAX_K}); default: the server's setting.")]
 
 
+class PageBox(BaseModel):
+    """Where part of a scanned page's text is printed."""
+
+    start: int = Field(description="Character offset in the document where this line's text starts.")
+    end: int
+    page: int = Field(description="Page number, 1-based.")
+    box: tuple[float, float, float, float] | None = Field(
+        description="(x0, y0, x1, y1) as fractions of the page's width and height; null for a PDF's text layer."
+    )
+    vertical: bool = False
+
+
 class Passage(BaseModel):
     """A retrieved passage: its text and where it is in its source document."""
 
@@ -47,6 +59,8 @@ class Passage(BaseModel):
     end: int
     line_start: int
     line_end: int
+    page: int = Field(0, description="Page number (1-based) in a paged source (PDF, scan); 0 otherwise.")
+    boxes: list[PageBox] = Field(default_factory=list, description="The boxes of its lines on a scanned page.")
 
 
 class Citation(BaseModel):
@@ -63,6 +77,8 @@ class Citation(BaseModel):
     end: int
     line_start: int
     line_end: int
+    page: int = Field(0, description="Page number (1-based) in a paged source (PDF, scan); 0 otherwise.")
+    boxes: list[PageBox] = Field(default_factory=list, description="The boxes of its lines on a scanned page.")
     quote: str = Field(description="The supporting sentence.")
     quote_start: int = Field(description="Offset of the quote in the document (-1 when unknown).")
     quote_end: int
