@@ -234,7 +234,7 @@ def build_app(assistant: Assistant, assistants: AssistantCache | None = None) ->
         if not doc_id:
             return gr.update(visible=False), "", "请先选择要删除的文档"
         try:
-            record = open_kb(kb).knowledge.index.snapshot.documents.get(doc_id)
+            record = open_kb(kb).knowledge.document(doc_id)
         except InputError as error:
             return gr.update(visible=False), "", str(error)
         if record is None:
