@@ -172,7 +172,7 @@ def main() -> None:
         drawn = random.Random(args.seed).sample(answerable, 2 * args.sample)
         items, held = drawn[: args.sample], drawn[args.sample :]
         reader = Reader.load(weights)
-        generator = ReaderGenerator(ExtractiveGenerator(knowledge.index.snapshot.bm25.idf))
+        generator = ReaderGenerator(ExtractiveGenerator(knowledge.idf))
         reported, calibration = (
             {
                 "answerable": read(generator, reader, knowledge, part, passages, "answerable"),
@@ -200,7 +200,7 @@ def main() -> None:
             "margin_only": {"threshold": margin_threshold, **rates(margins, margin_threshold)},
             "answerability": {"model": model.to_dict(), **rates(modelled, model.threshold)},
         }
-        judge = RelevanceJudge(knowledge.index.snapshot.chunks)
+        judge = RelevanceJudge(knowledge.chunks())
         report["answers"][name] = {}
         for label, overrides in (
             ("reader", {"generator": "extractive", "reader_weights": weights}),

@@ -38,7 +38,7 @@ SETS = ("drcd", "cmrc2018")
 
 
 def sentence_rows(knowledge: KnowledgeBase, items: list[EvalItem]) -> tuple[list[dict[str, float]], list[bool]]:
-    rules = ExtractiveGenerator(knowledge.index.snapshot.bm25.idf)
+    rules = ExtractiveGenerator(knowledge.idf)
     rows, labels = [], []
     for item in tqdm(items, desc="training sentences", unit="q"):
         golds = [normalize(g) for g in item.golds]
@@ -49,7 +49,7 @@ def sentence_rows(knowledge: KnowledgeBase, items: list[EvalItem]) -> tuple[list
 
 
 def best_scores(model: LogisticModel, knowledge: KnowledgeBase, items: list[EvalItem], drop_gold: bool) -> list[float]:
-    rules = ExtractiveGenerator(knowledge.index.snapshot.bm25.idf)
+    rules = ExtractiveGenerator(knowledge.idf)
     scores = []
     for item in tqdm(items, desc="threshold" + (" (gold removed)" if drop_gold else ""), unit="q"):
         hits = knowledge.search(item.question, k=knowledge.settings.k + (8 if drop_gold else 0))
@@ -89,7 +89,7 @@ def main() -> None:
         test_answerable = [i for i in test_data.items if i.answerable]
         items = random.Random(args.seed).sample(test_answerable, 2 * args.sample)[: args.sample]  # eval_reader's sample
         settings = test_knowledge.settings.with_overrides(generator="selector", selector_weights=path)
-        evaluator = AnswerEvaluator(items, RelevanceJudge(test_knowledge.index.snapshot.chunks), name=f"{test} selector")
+        evaluator = AnswerEvaluator(items, RelevanceJudge(test_knowledge.chunks()), name=f"{test} selector")
         scored = evaluator(Assistant(test_knowledge, settings).ask)
         report[f"train_{train}_score_{test}"] = {
             "training_sentences": len(rows),

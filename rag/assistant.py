@@ -67,12 +67,12 @@ class Assistant:
         return Request(question, turns(history), settings, target_script(question, settings.answer_script))
 
     def _retriever(self, settings: Settings) -> Retriever:
-        self.knowledge.index.refresh()  # another process may have added or removed documents
+        self.knowledge.refresh()  # another process may have added or removed documents
         base = self.knowledge.retriever
         if all(getattr(settings, f) == getattr(base.settings, f) for f in _RETRIEVAL_FIELDS):
             return base  # k and mode are passed per search
         reranker = base.reranker if settings.reranker == base.settings.reranker else None
-        return Retriever(self.knowledge.index, settings, reranker=reranker)
+        return self.knowledge.retriever_for(settings, reranker=reranker)
 
     def _idf(self, term: str) -> float:
-        return self.knowledge.index.snapshot.bm25.idf(term)
+        return self.knowledge.idf(term)

@@ -43,15 +43,16 @@ def knowledge_base_path(name: str, settings: Settings | None = None) -> Path:
 
 def list_knowledge_bases(settings: Settings | None = None) -> list[str]:
     """The names of the knowledge bases: ``"default"`` first, then the others in name order."""
-    from .store import Index
+    from .store import backend
 
     settings = settings or Settings()
+    store = backend(settings)
     names = []
     if settings.data_dir.is_dir():
         names = sorted(
             p.name
             for p in settings.data_dir.iterdir()
-            if p.name != DEFAULT_KB and Index.exists(p) and _is_name(p.name)
+            if p.name != DEFAULT_KB and store.exists(p) and _is_name(p.name)
         )
     return [DEFAULT_KB, *names]
 
@@ -68,15 +69,14 @@ def create_knowledge_base(name: str, settings: Settings | None = None, *, embedd
     """Create an empty knowledge base; :class:`KnowledgeBaseExistsError` if it exists. Returns its folder.
 
     ``embeddings``: an already loaded model of ``settings`` (else it is loaded)."""
-    from .embeddings import load_embeddings
-    from .store import Index
+    from .knowledge import KnowledgeBase
+    from .store import backend
 
     settings = _settings(name, settings)
     path = settings.index_path
-    if Index.exists(path) or name == DEFAULT_KB:
+    if backend(settings).exists(path) or name == DEFAULT_KB:
         raise KnowledgeBaseExistsError(name)
-    embeddings = embeddings or load_embeddings(settings)
-    Index.create(path, settings, embeddings).add([])  # publishes an empty first version
+    KnowledgeBase.create(settings, embeddings=embeddings)
     return path
 
 
@@ -85,10 +85,10 @@ def delete_knowledge_base(name: str, settings: Settings | None = None) -> Path:
 
     Only a folder that holds an index is removed. The default knowledge base is rebuilt from the bundled
     pages the next time it is opened. ``KeyError`` if there is no such knowledge base."""
-    from .store import Index
+    from .store import backend
 
     path = knowledge_base_path(name, settings)
-    if not Index.exists(path):
+    if not backend(settings or Settings()).exists(path):
         raise KeyError(f"知识库“{name}”不存在")
     shutil.rmtree(path)
     return path
@@ -110,7 +110,7 @@ class AssistantCache:
 
         self.settings = first.settings
         self.first = first
-        self._embeddings = first.knowledge.index.embeddings
+        self._embeddings = first.knowledge.embeddings
         self._open = {first.knowledge.name: first}
         self._lock = threading.Lock()
 

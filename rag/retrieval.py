@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from .embeddings import DenseEmbeddings
 from .rerank import CrossEncoderReranker
 from .settings import RetrievalMode, Settings
 from .store import Index, Snapshot
@@ -30,10 +31,17 @@ def near_duplicate(a: Chunk, b: Chunk, threshold: float) -> bool:
 
 
 class Retriever:
-    """Searches one :class:`~rag.store.Index` according to the settings."""
+    """Searches one :class:`~rag.store.Index` according to the settings: its lexical and dense stores, fused here."""
 
-    def __init__(self, index: Index, settings: Settings, reranker: CrossEncoderReranker | None = None) -> None:
+    def __init__(
+        self,
+        index: Index,
+        embeddings: DenseEmbeddings,
+        settings: Settings,
+        reranker: CrossEncoderReranker | None = None,
+    ) -> None:
         self.index = index
+        self.embeddings = embeddings
         self.settings = settings
         self.reranker = reranker
         if reranker is None and settings.reranker:
@@ -46,9 +54,9 @@ class Retriever:
         if not snapshot.chunks or not question.strip():
             return []
         depth = max(self.settings.candidates, k)
-        ranked: dict[str, list[tuple[int, float]]] = {}
+        ranked: dict[str, list[tuple[int, float]]] = {}  # (chunk key, score), best first
         if mode in ("hybrid", "bm25"):
-            ranked["bm25"] = snapshot.bm25.top(tokenize(question), depth)
+            ranked["bm25"] = snapshot.lexical.top(tokenize(question), depth)
         if mode in ("hybrid", "dense"):
             ranked["dense"] = self._dense(snapshot, question, depth)
         hits = self._fuse(snapshot, ranked, mode)
@@ -57,15 +65,15 @@ class Retriever:
         return self._collapse(hits, k, self._script(question))
 
     def _dense(self, snapshot: Snapshot, question: str, depth: int) -> list[tuple[int, float]]:
-        vector = self.index.embeddings.embed_queries([normalize(question)])[0]
+        vector = self.embeddings.embed_queries([normalize(question)])[0]
         keys, scores = snapshot.vectors.search(vector, depth)
-        return [(snapshot.row_of_key[int(key)], float(score)) for key, score in zip(keys, scores)]
+        return [(int(key), float(score)) for key, score in zip(keys, scores)]
 
     def _fuse(self, snapshot: Snapshot, ranked: dict[str, list[tuple[int, float]]], mode: str) -> list[Hit]:
         hits: dict[int, Hit] = {}
-        for name, rows in ranked.items():
-            for row, score in rows:
-                hits.setdefault(row, Hit(snapshot.chunks[row], 0.0)).scores[name] = score
+        for name, keys in ranked.items():
+            for key, score in keys:
+                hits.setdefault(key, Hit(snapshot.chunk(key), 0.0)).scores[name] = score
         if mode != "hybrid":
             for hit in hits.values():
                 hit.score = hit.scores[mode]
@@ -77,9 +85,9 @@ class Retriever:
 
     def _fuse_rrf(self, hits: dict[int, Hit], ranked: dict[str, list[tuple[int, float]]]) -> None:
         weights = {"bm25": self.settings.weight_bm25, "dense": self.settings.weight_dense}
-        for name, rows in ranked.items():
-            for rank, (row, _) in enumerate(rows, start=1):
-                hits[row].score += weights[name] / (self.settings.rrf_k + rank)
+        for name, keys in ranked.items():
+            for rank, (key, _) in enumerate(keys, start=1):
+                hits[key].score += weights[name] / (self.settings.rrf_k + rank)
 
     def _fuse_linear(self, hits: dict[int, Hit], ranked: dict[str, list[tuple[int, float]]]) -> None:
         """BM25 divided by the best BM25 score plus min-max scaled cosine; a candidate missing from one

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         description="Files/folders the default knowledge base is built from when it does not exist yet "
         "(default: the bundled newspaper pages).",
     )
+    store: Literal["local"] = Field(
+        "local",
+        description="Storage backend of the knowledge bases: 'local' (FAISS vectors and BM25 in a versioned "
+        "folder). Backends implement rag.store.backend's interfaces and pass tests/test_store_conformance.py.",
+    )
     max_file_mb: float = Field(
         20.0, gt=0, description="Largest file accepted by uploads and `rag add`; embedding time grows with size."
     )

@@ -22,7 +22,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from .progress import Step, observe
@@ -149,11 +148,11 @@ class Startup:
 
     def _load(self) -> None:
         from .assistant import Assistant
+        from .knowledge import KnowledgeBase
         from .registry import AssistantCache
-        from .store import Index
 
         try:
-            building = not Index.exists(Path(self.settings.index_path))
+            building = not KnowledgeBase.exists(self.settings)
             with self._lock:
                 self._building = building
             with observe(self._observe):

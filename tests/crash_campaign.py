@@ -223,9 +223,9 @@ def check_index(
         raise CrashCheckError(f"the documents are a mix, none of {states}: {sorted(ids)}")
     rows = len(snapshot.chunks)
     _require(
-        rows == len(snapshot.keys) == len(snapshot.tokens) == len(snapshot.vectors) == snapshot.bm25.size,
+        rows == len(snapshot.keys) == len(snapshot.tokens) == len(snapshot.vectors) == len(snapshot.lexical),
         f"{rows} chunks, {len(snapshot.keys)} keys, {len(snapshot.tokens)} token lists, "
-        f"{len(snapshot.vectors)} vectors, {snapshot.bm25.size} BM25 rows",
+        f"{len(snapshot.vectors)} vectors, {len(snapshot.lexical)} BM25 rows",
     )
     chunk_ids = [chunk.id for chunk in snapshot.chunks]
     listed = [chunk_id for record in snapshot.documents.values() for chunk_id in record.chunk_ids]

@@ -389,7 +389,7 @@ def test_rebuilding_from_unreadable_files_keeps_the_index(
     for corpus in ([empty], [bad_files["png-renamed-txt"], bad_files["zip-bomb-docx"]], [tmp_path / "missing"]):
         assert main(["index", *map(str, corpus), "--index-dir", str(path)]) == 1
         assert "is unchanged" in capsys.readouterr().err
-    knowledge = KnowledgeBase(assistant.knowledge.index, assistant.knowledge.settings.with_overrides(corpus=[empty]))
+    knowledge = assistant.knowledge.with_settings(assistant.knowledge.settings.with_overrides(corpus=[empty]))
     with pytest.raises(NothingToIndexError):
         rebuild(knowledge)  # the page's "rebuild" button with an emptied corpus folder
     assert index_files(path) == before

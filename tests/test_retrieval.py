@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rag import KnowledgeBase
-from rag.retrieval import Retriever, near_duplicate
+from rag.retrieval import near_duplicate
 from rag.text import is_traditional, to_traditional
 from rag.types import Hit
 
@@ -69,7 +69,7 @@ def test_the_same_article_in_both_scripts_fills_the_top_k_once(seed_knowledge: K
     assert any({page(hit), Path(twin.source).name[:3]} == {"000", "002"} for hit, twin in twins)
 
     # Without the collapse, both versions of the article compete for the same places.
-    plain = Retriever(seed_knowledge.index, seed_knowledge.settings.with_overrides(dedupe_threshold=1.0))
+    plain = seed_knowledge.retriever_for(seed_knowledge.settings.with_overrides(dedupe_threshold=1.0))
     pages = [page(hit) for hit in plain.search(question, k=5)]
     assert "000" in pages and "002" in pages
 

@@ -34,7 +34,7 @@ class RetrieveRequest(BaseModel):
 
 def document_rows(knowledge: KnowledgeBase) -> list[dict[str, Any]]:
     """One entry per document, newest first (the fields of ``rag list --json``)."""
-    knowledge.index.refresh()  # another process may have changed the index
+    knowledge.refresh()  # another process may have changed the index
     records = sorted(knowledge.documents, key=lambda r: r.added_at, reverse=True)
     return [
         {
@@ -59,8 +59,7 @@ def search(knowledge: KnowledgeBase, query: str, k: Any, mode: Any) -> list[dict
 
 
 def _has_document(knowledge: KnowledgeBase, doc_id: str) -> bool:
-    knowledge.index.refresh()  # it may have been added or removed by another process
-    return doc_id in knowledge.index.snapshot.documents
+    return knowledge.document(doc_id) is not None  # it may have been added or removed by another process
 
 
 def _save(upload: UploadFile, folder: Path) -> Path:

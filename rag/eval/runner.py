@@ -22,7 +22,6 @@ from ..assistant import Assistant
 from ..embeddings import DenseEmbeddings, load_embeddings
 from ..knowledge import KnowledgeBase
 from ..settings import Settings
-from ..store import Index
 from ..types import Answer, Chunk, Document, Hit
 from .configs import EvalConfig, parse_configs
 from .datasets import DatasetFormat, load_dataset
@@ -60,7 +59,7 @@ class Builds:
         self.workdir = workdir
         self.progress = progress
         self._embeddings: dict[str, DenseEmbeddings] = {}
-        self._built: dict[str, tuple[Index | NaiveRetriever, dict[str, float]]] = {}
+        self._built: dict[str, tuple[KnowledgeBase | NaiveRetriever, dict[str, float]]] = {}
 
     def embeddings(self, settings: Settings) -> DenseEmbeddings:
         key = json.dumps([settings.embedding_model, settings.embedding_quantize, settings.embedding_device])
@@ -78,24 +77,24 @@ class Builds:
         built, build = self._built[key]
         if isinstance(built, NaiveRetriever):
             return System(built.chunks, built.search, NaiveAssistant(built, settings).ask, build)
-        knowledge = KnowledgeBase(built, settings)
+        knowledge = built.with_settings(settings)  # configs sharing a build differ only at search and answer time
         # The retriever directly: no index refresh check per search (the index is private to this run).
         search = lambda question, k: knowledge.retriever.search(question, k=k)  # noqa: E731
-        return System(built.snapshot.chunks, search, Assistant(knowledge, settings).ask, build)
+        return System(knowledge.chunks(), search, Assistant(knowledge, settings).ask, build)
 
-    def _build(self, config: EvalConfig, settings: Settings) -> tuple[Index | NaiveRetriever, dict[str, float]]:
+    def _build(self, config: EvalConfig, settings: Settings) -> tuple[KnowledgeBase | NaiveRetriever, dict[str, float]]:
         embeddings = self.embeddings(settings)
         log.info("building the %s index of %d documents", "naive" if config.naive else "shared", len(self.documents))
         started = time.perf_counter()
-        built: Index | NaiveRetriever
+        built: KnowledgeBase | NaiveRetriever
         if config.naive:
             built = NaiveRetriever(self.documents, embeddings, progress=self.progress)
             chunks = len(built.chunks)
         else:
             path = self.workdir / f"index{len(self._built)}"
-            built = Index.create(path, settings.with_overrides(index_dir=path), embeddings)
-            built.add(self.documents, progress=self.progress)
-            chunks = len(built.snapshot.chunks)
+            built = KnowledgeBase.create(settings.with_overrides(index_dir=path), embeddings=embeddings)
+            built.add_documents(self.documents, progress=self.progress)
+            chunks = built.stats().chunks
         seconds = time.perf_counter() - started
         return built, {
             "documents": float(len(self.documents)),

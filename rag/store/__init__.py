@@ -1,32 +1,56 @@
-"""Index storage: FAISS vectors and BM25 behind a versioned, atomically updated directory."""
+"""Storage backends: persist, publish and verify chunks with their dense vectors and BM25 entries.
 
+The backend is handed finished rows (:mod:`rag.indexing` builds them) and searched through two small
+interfaces, :class:`VectorStore` (dense) and :class:`LexicalStore` (BM25). The local backend
+(:class:`Index`) keeps FAISS vectors and BM25 in a versioned, atomically updated directory.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .backend import Addition, Change, DocumentRecord, EmbeddingSpec, LexicalStore, Store, StoreView, VectorStore
 from .bm25 import BM25
 from .index import (
-    DocumentRecord,
     Index,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
     IndexStoreError,
     Snapshot,
-    UpdateReport,
     read_documents,
     read_manifest,
 )
-from .vectors import FaissVectorStore, VectorStore
+from .vectors import FaissVectorStore
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+
+def backend(settings: Settings) -> type[Store]:
+    """The storage backend that ``settings.store`` names."""
+    backends: dict[str, type[Store]] = {"local": Index}
+    return backends[settings.store]
+
 
 __all__ = [
     "BM25",
+    "Addition",
+    "Change",
     "DocumentRecord",
+    "EmbeddingSpec",
     "FaissVectorStore",
     "Index",
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexNotFoundError",
     "IndexStoreError",
+    "LexicalStore",
     "Snapshot",
-    "UpdateReport",
+    "Store",
+    "StoreView",
     "VectorStore",
+    "backend",
     "read_documents",
     "read_manifest",
 ]

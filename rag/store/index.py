@@ -1,4 +1,7 @@
-"""The on-disk index: documents, chunks, FAISS vectors and BM25, versioned and swapped atomically.
+"""The local backend: documents, chunks, FAISS vectors and BM25 in a versioned directory swapped atomically.
+
+It persists, publishes and verifies; the rows it stores come ready-made (:class:`~rag.store.backend.Change`,
+built by :mod:`rag.indexing`).
 
 Layout of ``<index_dir>/``::
 
@@ -24,24 +27,22 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import numpy as np
 
-from ..chunking import ChunkingConfig, chunk_document
-from ..embeddings import DenseEmbeddings
-from ..progress import bar
 from ..settings import Settings
-from ..text import clean, tokenize
 from ..types import Chunk, Document
+from .backend import Change, DocumentRecord, EmbeddingSpec
 from .bm25 import BM25
 from .files import fsync_path, read_jsonl, sha256_file, write_jsonl, write_text
-from .vectors import FaissVectorStore, VectorStore
+from .vectors import FaissVectorStore
 
 FORMAT_VERSION = 1
 log = logging.getLogger(__name__)
@@ -74,13 +75,6 @@ class IndexMismatchError(IndexStoreError):
 
 
 @dataclass(frozen=True)
-class DocumentRecord:
-    document: Document
-    added_at: str
-    chunk_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """One consistent state of the index; searches read a snapshot, writes publish a new one."""
 
@@ -89,13 +83,13 @@ class Snapshot:
     chunks: list[Chunk]
     keys: np.ndarray  # int64 vector key of each chunk
     tokens: list[list[str]]
-    vectors: VectorStore
-    bm25: BM25
+    vectors: FaissVectorStore
+    lexical: BM25
     next_key: int
     row_of_key: dict[int, int] = field(repr=False)
 
     @classmethod
-    def assemble(cls, version, documents, chunks, keys, tokens, vectors, next_key) -> Snapshot:
+    def assemble(cls, version, documents, chunks, keys, tokens, vectors, lexical, next_key) -> Snapshot:
         keys = np.asarray(keys, dtype=np.int64)
         return cls(
             version=version,
@@ -104,40 +98,28 @@ class Snapshot:
             keys=keys,
             tokens=tokens,
             vectors=vectors,
-            bm25=BM25(tokens),
+            lexical=lexical,
             next_key=next_key,
             row_of_key={int(key): row for row, key in enumerate(keys)},
         )
 
-
-@dataclass
-class UpdateReport:
-    added: list[str] = field(default_factory=list)  # doc ids
-    unchanged: list[str] = field(default_factory=list)  # doc ids already present
-    removed: list[str] = field(default_factory=list)
-    chunks_added: int = 0
+    def chunk(self, key: int) -> Chunk:
+        return self.chunks[self.row_of_key[key]]
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _dense_text(chunk: Chunk, max_chars: int) -> str:
-    return chunk.normalized[:max_chars] if max_chars else chunk.normalized
-
-
-def split_document(document: Document, config: ChunkingConfig) -> list[Chunk]:
-    return chunk_document(document, clean(document.text), config)
-
-
 class Index:
-    """A FAISS + BM25 index of chunks with its documents, kept consistent on disk."""
+    """The local :class:`~rag.store.backend.Store`: a FAISS + BM25 index of chunks with its documents, kept
+    consistent on disk."""
 
     def __init__(
         self,
         path: Path,
         settings: Settings,
-        embeddings: DenseEmbeddings,
+        embeddings: EmbeddingSpec,
         snapshot: Snapshot,
         pointer: bytes | None = None,  # the CURRENT it came from; None: unknown, the first refresh reloads
     ) -> None:
@@ -155,16 +137,16 @@ class Index:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    @property
-    def chunking(self) -> ChunkingConfig:
-        return ChunkingConfig(self.settings.chunk_size, self.settings.chunk_overlap)
-
-    @staticmethod
-    def exists(path: Path) -> bool:
+    @classmethod
+    def exists(cls, path: Path) -> bool:
         return (Path(path) / "CURRENT").is_file()
 
+    @staticmethod
+    def read_documents(path: Path) -> list[Document]:
+        return read_documents(path)
+
     @classmethod
-    def open(cls, path: Path, settings: Settings, embeddings: DenseEmbeddings) -> Index:
+    def open(cls, path: Path, settings: Settings, embeddings: EmbeddingSpec) -> Index:
         """Load and verify the current version; raise if missing, corrupt or built with other settings."""
         path = Path(path)
         expected = {**settings.index_fingerprint(), "embedding_id": embeddings.model_id}
@@ -180,9 +162,9 @@ class Index:
         return cls(path, settings, embeddings, snapshot, pointer)
 
     @classmethod
-    def create(cls, path: Path, settings: Settings, embeddings: DenseEmbeddings) -> Index:
-        """A new, empty index in memory; the first :meth:`add` writes it (replacing any index at ``path``)."""
-        empty = Snapshot.assemble(0, {}, [], [], [], FaissVectorStore(embeddings.dimension), 0)
+    def create(cls, path: Path, settings: Settings, embeddings: EmbeddingSpec) -> Index:
+        """A new, empty index in memory; the first :meth:`update` writes it (replacing any index at ``path``)."""
+        empty = Snapshot.assemble(0, {}, [], [], [], FaissVectorStore(embeddings.dimension), BM25(), 0)
         index = cls(Path(path), settings, embeddings, empty)
         index._fresh = True
         return index
@@ -205,83 +187,27 @@ class Index:
             self._pointer, self._snapshot = pointer, snapshot
         return True
 
-    def find_documents(self, ref: str) -> list[str]:
-        """Document ids matching an id, an id prefix (≥ 6 chars) or a source path."""
-        documents = self._snapshot.documents
-        if ref in documents:
-            return [ref]
-        matches = [doc_id for doc_id in documents if len(ref) >= 6 and doc_id.startswith(ref)]
-        if matches:
-            return matches
-        target = os.path.abspath(ref)  # "seeds/x.txt" and "/work/main/seeds/x.txt" name the same file
-        return [
-            doc_id
-            for doc_id, record in documents.items()
-            if os.path.abspath(record.document.source) == target or Path(record.document.source).name == ref
-        ]
-
     # ------------------------------------------------------------------ writing
-    def add(self, documents: list[Document], *, progress: bool = False) -> UpdateReport:
-        """Chunk and embed only documents whose content is new, then publish a new version.
+    def update(self, plan: Callable[[Mapping[str, DocumentRecord]], Change]) -> Change:
+        """Apply ``plan(current documents)`` and publish it as one new version; the change it returned.
 
-        A new document from the same source as a stored one (an edited file) replaces it."""
-        report = UpdateReport()
+        ``plan`` runs under the write lock with the latest published documents (another process may have
+        written since this one loaded), so what it decides to add or replace is decided against them.
+        Nothing is written when the change is empty (unless this index is new: then its first version is)."""
         with self._writing():
             self._reload_if_stale()
             old = self._snapshot
-            fresh: list[Document] = []
-            for document in documents:
-                if document.id in old.documents or any(d.id == document.id for d in fresh):
-                    report.unchanged.append(document.id)
-                else:
-                    fresh.append(document)
-            if not fresh and not self._fresh:
-                return report
-            sources = {os.path.abspath(d.source) for d in fresh}
-            replaced = {i for i, r in old.documents.items() if os.path.abspath(r.document.source) in sources}
-            old = _without(old, replaced)
-            report.removed = sorted(replaced)
-            new_chunks: list[Chunk] = []
-            records = dict(old.documents)
-            with bar("chunking", len(fresh), "doc", show=progress and len(fresh) > 1) as chunking:
-                for document in fresh:
-                    chunks = split_document(document, self.chunking)
-                    records[document.id] = DocumentRecord(document, _now(), tuple(c.id for c in chunks))
-                    new_chunks.extend(chunks)
-                    report.added.append(document.id)
-                    chunking.update()
-            vectors = self.embeddings.embed_passages(
-                [_dense_text(c, self.settings.dense_max_chars) for c in new_chunks], progress=progress
-            )
-            keys = np.arange(old.next_key, old.next_key + len(new_chunks), dtype=np.int64)
-            store = old.vectors.copy()
-            if len(new_chunks):
-                store.add(keys, vectors)
-            snapshot = Snapshot.assemble(
-                old.version,
-                records,
-                old.chunks + new_chunks,
-                np.concatenate([old.keys, keys]),
-                old.tokens + [tokenize(c.normalized) for c in new_chunks],
-                store,
-                old.next_key + len(new_chunks),
-            )
-            report.chunks_added = len(new_chunks)
-            self._publish(snapshot)
-        return report
+            change = plan(MappingProxyType(old.documents))
+            if not change and not self._fresh:
+                return change
+            self._publish(_apply(old, change))
+        return change
 
-    def remove(self, doc_ids: list[str]) -> UpdateReport:
-        """Delete documents with their vectors and BM25 entries, then publish a new version."""
-        report = UpdateReport()
-        with self._writing():
-            self._reload_if_stale()
-            old = self._snapshot
-            gone = {doc_id for doc_id in doc_ids if doc_id in old.documents}
-            if not gone:
-                return report
-            report.removed = sorted(gone)
-            self._publish(_without(old, gone))
-        return report
+    def remove(self, doc_ids: Iterable[str]) -> list[str]:
+        """Delete documents with their vectors and BM25 entries in one new version; the ids that were present."""
+        wanted = set(doc_ids)
+        change = self.update(lambda documents: Change(remove=wanted & set(documents)))
+        return sorted(change.remove)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -313,6 +239,7 @@ class Index:
                         **({"name": r.document.name} if r.document.name else {}),
                         **({"pages": [asdict(p) for p in r.document.pages]} if r.document.pages else {}),
                         "added_at": r.added_at,
+                        **({"updated": True} if r.updated else {}),
                         "chunk_ids": list(r.chunk_ids),
                         "text": r.document.text,
                     }
@@ -359,22 +286,33 @@ class Index:
         _remove_stale_versions(self.path, keep=final.name)
 
 
-def _without(snapshot: Snapshot, gone: set[str]) -> Snapshot:
-    """``snapshot`` less the documents ``gone`` with their chunks, vectors and BM25 entries."""
-    if not gone:
-        return snapshot
+def _apply(snapshot: Snapshot, change: Change) -> Snapshot:
+    """``snapshot`` less the documents ``change.remove`` and with ``change.add``, on copies of its stores."""
+    gone = change.remove
     keep = [row for row, chunk in enumerate(snapshot.chunks) if chunk.doc_id not in gone]
-    store = snapshot.vectors.copy()
-    store.remove(np.array([key for key, c in zip(snapshot.keys, snapshot.chunks) if c.doc_id in gone], dtype=np.int64))
-    return Snapshot.assemble(
-        snapshot.version,
-        {doc_id: record for doc_id, record in snapshot.documents.items() if doc_id not in gone},
-        [snapshot.chunks[row] for row in keep],
-        snapshot.keys[keep] if keep else np.zeros(0, dtype=np.int64),
-        [snapshot.tokens[row] for row in keep],
-        store,
-        snapshot.next_key,
-    )
+    gone_keys = np.array([key for key, c in zip(snapshot.keys, snapshot.chunks) if c.doc_id in gone], dtype=np.int64)
+    records = {doc_id: record for doc_id, record in snapshot.documents.items() if doc_id not in gone}
+    chunks = [snapshot.chunks[row] for row in keep]
+    keys = [snapshot.keys[keep] if keep else np.zeros(0, dtype=np.int64)]
+    tokens = [snapshot.tokens[row] for row in keep]
+    vectors, lexical = snapshot.vectors.copy(), snapshot.lexical.copy()
+    if len(gone_keys):
+        vectors.remove(gone_keys)
+        lexical.remove(gone_keys)
+    next_key = snapshot.next_key
+    for addition in change.add:
+        added = np.arange(next_key, next_key + len(addition.chunks), dtype=np.int64)
+        next_key += len(added)
+        records[addition.document.id] = DocumentRecord(
+            addition.document, _now(), tuple(c.id for c in addition.chunks), addition.updated
+        )
+        chunks.extend(addition.chunks)
+        keys.append(added)
+        tokens.extend(addition.tokens)
+        if len(added):
+            vectors.add(added, addition.vectors)
+            lexical.add(added, addition.tokens)
+    return Snapshot.assemble(snapshot.version, records, chunks, np.concatenate(keys), tokens, vectors, lexical, next_key)
 
 
 def _read_pointer(path: Path) -> bytes | None:
@@ -461,8 +399,11 @@ def read_documents(path: Path) -> list[Document]:
 def _load_snapshot(version_dir: Path, manifest: dict[str, Any]) -> Snapshot:
     documents: dict[str, DocumentRecord] = {}
     for row in read_jsonl(version_dir / "documents.jsonl"):
-        document = Document(row["id"], row["source"], row["text"], tuple(row["headlines"]), row.get("name", ""), row.get("pages", ()))
-        documents[document.id] = DocumentRecord(document, row["added_at"], tuple(row["chunk_ids"]))
+        document = Document(
+            row["id"], row["source"], row["text"], tuple(row["headlines"]), row.get("name", ""), row.get("pages", ())
+        )
+        updated = row.get("updated", False)  # absent in versions written before it was recorded
+        documents[document.id] = DocumentRecord(document, row["added_at"], tuple(row["chunk_ids"]), updated)
     chunks, keys, tokens = [], [], []
     for row in read_jsonl(version_dir / "chunks.jsonl"):
         keys.append(row.pop("key"))
@@ -471,5 +412,7 @@ def _load_snapshot(version_dir: Path, manifest: dict[str, Any]) -> Snapshot:
     vectors = FaissVectorStore.load(version_dir / "vectors.faiss")
     if len(vectors) != len(chunks):
         raise IndexCorruptError(f"{version_dir}: {len(vectors)} vectors for {len(chunks)} chunks; rebuild it with `rag index`")
-    return Snapshot.assemble(manifest["version"], documents, chunks, keys, tokens, vectors, manifest["next_key"])
+    return Snapshot.assemble(
+        manifest["version"], documents, chunks, keys, tokens, vectors, BM25(tokens, keys), manifest["next_key"]
+    )
 

@@ -258,7 +258,7 @@ def build_app(source: Assistant | Startup) -> gr.Blocks:
             return gr.update(visible=False), "", "请先选择要删除的文档"
         try:
             writable(request)
-            record = open_kb(kb).knowledge.index.snapshot.documents.get(doc_id)
+            record = open_kb(kb).knowledge.document(doc_id)
         except InputError as error:
             return gr.update(visible=False), "", str(error)
         if record is None:

@@ -5,7 +5,8 @@ the page shows.
 
 Each file is handled on its own, so one bad file gets its own message and does not stop the
 others; a file that fails leaves the index as it was (the index publishes a new version only
-after a successful add) and leaves no copy in the uploads folder.
+after a successful add) and leaves no copy in the uploads folder. A file uploaded again under the same
+name with other content replaces the earlier version (its saved copy too): the result says “已更新”.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..ingest import IngestError, check_file
-from ..knowledge import KnowledgeBase
+from ..knowledge import UPLOADS_DIR, KnowledgeBase
 
 log = logging.getLogger(__name__)
 
-UPLOADS_DIR = "uploads"
 #: Types offered in the upload dialog (the loader reads a few aliases too, e.g. .htm, .markdown).
 UPLOAD_TYPES = (".txt", ".md", ".html", ".pdf", ".docx", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
@@ -90,7 +90,7 @@ def add_upload(knowledge: KnowledgeBase, path: str | Path, name: str | None = No
     except IngestError as error:
         return UploadResult(name, False, error.message_zh)
     data = path.read_bytes()
-    folder = knowledge.index.path / UPLOADS_DIR
+    folder = knowledge.path / UPLOADS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     stored = safe_name(name, data)
     target = folder / stored
@@ -111,6 +111,5 @@ def add_upload(knowledge: KnowledgeBase, path: str | Path, name: str | None = No
             target.unlink(missing_ok=True)
         return UploadResult(name, True, "内容相同的文件已在知识库中，未重复添加", report.update.unchanged[0])
     doc_id = report.update.added[0]
-    return UploadResult(
-        name, True, f"已添加（{report.update.chunks_added} 个段落）", doc_id, report.update.chunks_added
-    )
+    done = "已更新（替换了同名文件的旧版本，" if report.update.updated else "已添加（"
+    return UploadResult(name, True, f"{done}{report.update.chunks_added} 个段落）", doc_id, report.update.chunks_added)

@@ -1,0 +1,115 @@
+"""The indexing pipeline: documents in, the rows a store keeps out.
+
+Each new document is cleaned once and chunked; its chunks are embedded (the first ``dense_max_chars``
+of their normalised text) and tokenised for BM25. Against what is stored, documents are deduplicated
+by content (the same id is stored once) and by source: a document from the same source as a stored
+one — the same file path, or the same upload name — replaces it, in the same atomic change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Set
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .chunking import ChunkingConfig, chunk_document
+from .embeddings import DenseEmbeddings
+from .progress import bar
+from .settings import Settings
+from .store.backend import Addition, Change, DocumentRecord
+from .text import clean, tokenize
+from .types import Chunk, Document
+
+__all__ = ["Indexer", "UpdateReport", "source_key", "split_document"]
+
+
+@dataclass
+class UpdateReport:
+    added: list[str] = field(default_factory=list)  # doc ids
+    unchanged: list[str] = field(default_factory=list)  # doc ids already present
+    removed: list[str] = field(default_factory=list)  # doc ids gone (deleted, or replaced by a newer version)
+    updated: list[str] = field(default_factory=list)  # added doc ids that replaced an earlier version
+    chunks_added: int = 0
+
+
+def source_key(document: Document) -> str:
+    """What makes two documents versions of one source: an upload's name as the user gave it, else its path."""
+    return f"upload:{document.name}" if document.name else os.path.abspath(document.source)
+
+
+def split_document(document: Document, config: ChunkingConfig) -> list[Chunk]:
+    return chunk_document(document, clean(document.text), config)
+
+
+class Indexer:
+    """Turns documents into a :class:`~rag.store.backend.Change` against the stored documents."""
+
+    def __init__(self, settings: Settings, embeddings: DenseEmbeddings) -> None:
+        self.settings = settings
+        self.embeddings = embeddings
+        self.chunking = ChunkingConfig(settings.chunk_size, settings.chunk_overlap)
+
+    def plan(
+        self,
+        documents: list[Document],
+        stored: Mapping[str, DocumentRecord],
+        *,
+        replace_all: bool = False,
+        progress: bool = False,
+    ) -> tuple[Change, UpdateReport]:
+        """The change that adds ``documents`` to ``stored`` (``replace_all``: that replaces all of ``stored``
+        with them), and its report. Only the documents to add are chunked and embedded."""
+        report = UpdateReport()
+        fresh: dict[str, Document] = {}  # by source; a later document of a source wins
+        for document in documents:
+            if (document.id in stored and not replace_all) or any(d.id == document.id for d in fresh.values()):
+                report.unchanged.append(document.id)
+            else:
+                fresh.pop(source_key(document), None)
+                fresh[source_key(document)] = document
+        by_source = {source_key(r.document): doc_id for doc_id, r in stored.items()}
+        replaced = set(stored) if replace_all else {by_source[key] for key in fresh if key in by_source}
+        updated = {
+            d.id
+            for key, d in fresh.items()
+            if (key in by_source and by_source[key] != d.id) or (d.id in stored and stored[d.id].updated)
+        }
+        additions = self.prepare(list(fresh.values()), updated, progress=progress)
+        report.added = [a.document.id for a in additions]
+        report.updated = [doc_id for doc_id in report.added if doc_id in updated]
+        report.removed = sorted(replaced - set(report.added))
+        report.chunks_added = sum(len(a.chunks) for a in additions)
+        return Change(remove=replaced, add=additions), report
+
+    def prepare(
+        self, documents: list[Document], updated: Set[str] = frozenset(), *, progress: bool = False
+    ) -> list[Addition]:
+        """Clean, chunk, embed and tokenise ``documents`` (embedding all their chunks in one batch)."""
+        chunked = []
+        with bar("chunking", len(documents), "doc", show=progress and len(documents) > 1) as chunking:
+            for document in documents:
+                chunked.append(split_document(document, self.chunking))
+                chunking.update()
+        texts = [self._dense_text(chunk) for chunks in chunked for chunk in chunks]
+        vectors = np.zeros((0, self.embeddings.dimension), np.float32)
+        if texts:
+            vectors = self.embeddings.embed_passages(texts, progress=progress)
+        additions, row = [], 0
+        for document, chunks in zip(documents, chunked):
+            additions.append(
+                Addition(
+                    document,
+                    tuple(chunks),
+                    tuple(tokenize(c.normalized) for c in chunks),
+                    np.asarray(vectors[row : row + len(chunks)], dtype=np.float32),
+                    document.id in updated,
+                )
+            )
+            row += len(chunks)
+        return additions
+
+    def _dense_text(self, chunk: Chunk) -> str:
+        limit = self.settings.dense_max_chars
+        return chunk.normalized[:limit] if limit else chunk.normalized
