@@ -93,9 +93,9 @@ class ReaderGenerator:
         threshold = settings.reader_threshold
         if threshold is None:
             threshold = model.threshold if model else 0.0
-        if not scored or max(score for score, _ in scored) < threshold:
+        best_score, best = max(scored, key=lambda item: item[0], default=(float("-inf"), None))
+        if best is None or best_score < threshold:
             return Draft(refusal(script), refused=True, checked=True, generator="extractive")
-        _, best = max(scored, key=lambda item: item[0])
         n, span = best.n, best.span
         clean = shown[n - 1].chunk.clean
         start, end = _sentence_around(clean, span.start, span.end)

@@ -53,9 +53,10 @@ def encode_question(tokenizer: Tokenizer, question: str) -> list[int]:
 
 def encode_passage(tokenizer: Tokenizer, passage: str) -> Encoding:
     """The passage's tokens with their character spans in ``passage``."""
-    text, origin = arabic_numerals(simplify(passage))
+    simplified = simplify(passage)
+    text, origin = arabic_numerals(simplified)
     encoding = tokenizer.encode(text)
-    if len(text) == len(passage) and text == simplify(passage):
+    if text == simplified:  # no numeral converted: the spans already point into ``passage``
         return encoding
     end = len(passage)
     spans = [
