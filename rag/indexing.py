@@ -63,12 +63,17 @@ class Indexer:
         with them), and its report. Only the documents to add are chunked and embedded."""
         report = UpdateReport()
         fresh: dict[str, Document] = {}  # by source; a later document of a source wins
+        fresh_ids: set[str] = set()  # the ids in ``fresh`` (a rebuild passes thousands of documents)
         for document in documents:
-            if (document.id in stored and not replace_all) or any(d.id == document.id for d in fresh.values()):
+            if (document.id in stored and not replace_all) or document.id in fresh_ids:
                 report.unchanged.append(document.id)
             else:
-                fresh.pop(source_key(document), None)
-                fresh[source_key(document)] = document
+                key = source_key(document)
+                earlier = fresh.pop(key, None)
+                if earlier is not None:
+                    fresh_ids.discard(earlier.id)
+                fresh[key] = document
+                fresh_ids.add(document.id)
         by_source = {source_key(r.document): doc_id for doc_id, r in stored.items()}
         replaced = set(stored) if replace_all else {by_source[key] for key in fresh if key in by_source}
         updated = {
