@@ -47,6 +47,8 @@ _FONTS = {
                         ("/usr/share/fonts/opentype/noto/NotoSerifCJK-Bold.ttc", 3)],
     },
 }
+#: Font files this machine lacks (Debian: fonts-noto-cjk, fonts-wqy-microhei); pages cannot be rendered without them.
+MISSING_FONTS = sorted({path for faces in _FONTS.values() for fonts in faces.values() for path, _ in fonts if not Path(path).exists()})
 _PAPER = (246, 243, 236)
 _INK = (24, 22, 20)
 

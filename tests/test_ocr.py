@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 import page_render as pr
+
+# As the browser tests need Chromium: Debian's packages, which .ci/run installs.
+pytestmark = pytest.mark.skipif(
+    bool(pr.MISSING_FONTS), reason="needs Debian's CJK fonts (apt-get install fonts-noto-cjk fonts-wqy-microhei)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +65,19 @@ def test_image_only_pdf_and_multipage_tiff_hold_the_pages(small):
 
 
 # ---------------------------------------------------------------------------- engines and layout
-@pytest.mark.parametrize("name", ["rapidocr", "tesseract"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rapidocr",
+        pytest.param(
+            "tesseract",
+            marks=pytest.mark.skipif(
+                shutil.which("tesseract") is None,
+                reason="needs Debian's tesseract-ocr with tesseract-ocr-chi-sim",
+            ),
+        ),
+    ],
+)
 def test_engine_reads_a_rendered_page_in_reading_order(small, name):
     from rag.ingest.ocr import get_engine, reading_order
 
