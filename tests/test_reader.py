@@ -14,6 +14,8 @@ from rag import Assistant, Settings  # noqa: E402
 from rag.answer import REFUSAL  # noqa: E402
 from rag.reader import WEIGHTS_PATH, ReaderWeightsError  # noqa: E402
 from rag.answer.reader import ANSWERABILITY  # noqa: E402
+from rag.answer.enumeration import enumeration  # noqa: E402
+from rag.answer.question import analyze  # noqa: E402
 from rag.logistic import LogisticModel, calibrate, fit  # noqa: E402
 from rag.reader.e5file import bundled  # noqa: E402
 from rag.reader.features import simplify, windows  # noqa: E402
@@ -140,6 +142,38 @@ def test_traditional_question_gets_a_traditional_answer(seed_assistant: Assistan
     answer = seed_assistant.ask("黑龍江的邊境線有多長？")
     assert not answer.refused and "2981" in answer.text
     assert "边境" not in answer.text
+
+
+def test_list_question_leads_with_every_item_of_the_enumeration(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("哪两位领导参加了李强在北京的调研？")
+    assert answer.span == "尹力、吴政隆"  # the reader marks one name; its enumeration holds both
+    [citation] = answer.citations
+    assert "尹力、吴政隆" in citation.quote
+
+
+@pytest.mark.parametrize(
+    ("sentence", "item", "enumerated"),
+    [
+        ("尹力、吴政隆参加调研。", "吴政隆", "尹力、吴政隆"),
+        ("李强听取了张三、李四的汇报", "李四", "张三、李四"),  # the clause's head is not an item
+        ("充分发挥哈尔滨、黑河、绥芬河、同江跨境电商综合试验区承载作用", "黑河", "哈尔滨、黑河、绥芬河、同江"),
+        ("尹力和吴政隆参加调研", "吴政隆", "尹力和吴政隆"),
+        ("积极培育新能源、新材料、先进制造、电子信息等战略性新兴产业", "新材料", "新能源、新材料、先进制造、电子信息"),
+        ("太阳能电池、电动载人汽车、锂电池分别出口", "太阳能电池", "太阳能电池、电动载人汽车、锂电池"),
+        ("北京、上海和广州都有", "上海", "北京、上海和广州"),
+        ("参观了和平公园", "和平公园", "和平公园"),  # 和 inside a word joins nothing
+        ("充分發揮哈爾濱、黑河、綏芬河跨境電商綜合試驗區", "哈爾濱", "哈爾濱、黑河、綏芬河"),
+    ],
+)
+def test_enumeration_widens_an_item_to_its_list(sentence: str, item: str, enumerated: str) -> None:
+    start = sentence.index(item)
+    first, last = enumeration(sentence, start, start + len(item))
+    assert sentence[first:last] == enumerated
+
+
+def test_follow_up_asking_for_the_rest_is_a_list_question() -> None:
+    assert analyze("那他还去了哪里？").many and analyze("都有哪些企业参加？").many
+    assert not analyze("他去了哪里？").many
 
 
 @pytest.mark.parametrize("question", ["2022年世界杯的冠军是哪支球队？", "苹果公司的首席执行官是谁？"])

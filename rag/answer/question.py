@@ -62,7 +62,7 @@ _CATEGORY_SPANS = {
     "年": re.compile(r"年"),
     "日": re.compile(r"日|号"),
 }
-_MANY = re.compile(r"哪[两几]位|哪些|哪几|分别")
+_MANY = re.compile(r"哪[两几]位|哪些|哪几|分别|[还都][^，,。？?]{0,8}哪(?:里|儿|个|家|位)")
 
 
 @dataclass(frozen=True)

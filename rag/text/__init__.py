@@ -3,7 +3,7 @@
 from .clean import Block, CleanText, clean
 from .convert import is_traditional, normalize, to_simplified, to_traditional
 from .sentences import sentences, split_sentences
-from .tokenize import STOPWORDS, pos_cut, tokenize
+from .tokenize import STOPWORDS, pos_cut, tokenize, words
 
 __all__ = [
     "Block",
@@ -18,4 +18,5 @@ __all__ = [
     "to_simplified",
     "to_traditional",
     "tokenize",
+    "words",
 ]

@@ -34,6 +34,12 @@ def tokenize(text: str, *, for_search: bool = True) -> list[str]:
     return [t for t in (w.strip() for w in cut) if t and _WORD.search(t) and t not in STOPWORDS]
 
 
+def words(text: str) -> list[str]:
+    """jieba's words of ``text`` as written (they join back to ``text``), for cutting at word boundaries."""
+    load_dictionary()
+    return list(jieba.cut(text))
+
+
 def pos_cut(text: str) -> Iterator[tuple[str, str]]:
     """``(word, part-of-speech flag)`` pairs of jieba's tagger."""
     load_dictionary()
