@@ -14,6 +14,7 @@ from rag import Assistant, Settings  # noqa: E402
 from rag.answer import REFUSAL  # noqa: E402
 from rag.reader import WEIGHTS_PATH, ReaderWeightsError  # noqa: E402
 from rag.answer.reader import ANSWERABILITY  # noqa: E402
+from rag.answer.bridge import split  # noqa: E402
 from rag.answer.enumeration import enumeration  # noqa: E402
 from rag.answer.question import analyze  # noqa: E402
 from rag.logistic import LogisticModel, calibrate, fit  # noqa: E402
@@ -169,6 +170,29 @@ def test_enumeration_widens_an_item_to_its_list(sentence: str, item: str, enumer
     start = sentence.index(item)
     first, last = enumeration(sentence, start, start + len(item))
     assert sentence[first:last] == enumerated
+
+
+def test_two_hop_question_is_answered_through_its_bridge_with_both_citations(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("俄速通总部所在城市的那个国家级新区，高新技术企业数量占全省的比重是多少？")
+    assert answer.span == "26.3%" and "哈尔滨" in answer.note
+    bridge, found = sorted(answer.citations, key=lambda c: c.n)
+    assert "俄速通" in bridge.quote and "26.3%" in found.quote
+    assert bridge.chunk.doc_id != found.chunk.doc_id  # two articles
+    assert [hit.chunk.id for hit in answer.passages[:2]] == [bridge.chunk.id, found.chunk.id]
+
+
+@pytest.mark.parametrize(
+    ("question", "inner", "rest"),
+    [
+        ("俄速通总部所在城市的那个国家级新区，高新技术企业数量是多少？", "俄速通总部所在城市", "国家级新区，高新技术企业数量是多少？"),
+        ("习近平作出重要指示的那一天上午，他听取了什么汇报？", "习近平作出重要指示", "上午，他听取了什么汇报？"),
+        ("婺源所在的省份，去年出口增长多少？", "婺源所在的省份", "，去年出口增长多少？"),
+        ("黑龙江的边境线有多长？", None, None),
+    ],
+)
+def test_question_splits_into_the_bridge_description_and_the_rest(question: str, inner, rest) -> None:
+    hop = split(question)
+    assert (hop.inner, hop.rest) == (inner, rest) if inner else hop is None
 
 
 def test_follow_up_asking_for_the_rest_is_a_list_question() -> None:

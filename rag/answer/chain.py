@@ -123,8 +123,18 @@ class AnswerChain:
         request.timings["generate"] = time.perf_counter() - started
 
     def _offline(self, request: Request) -> Draft:
-        generator = self._offline_generators.get(request.settings.generator, self._reader)
-        return generator.generate(request.query, request.hits, request.settings, request.script)
+        settings = request.settings
+        if settings.generator in self._offline_generators:
+            return self._offline_generators[settings.generator].generate(
+                request.query, request.hits, settings, request.script
+            )
+        retriever = self._retriever(settings)
+        draft = self._reader.generate(
+            request.query, request.hits, settings, request.script, search=lambda query: retriever.search(query, k=settings.k)
+        )
+        if draft.hits is not None:  # answered through a bridge: its [n] count in the passages it read
+            request.hits = draft.hits
+        return draft
 
     def finish(self, request: Request) -> Answer:
         """Check and repair the citations; build the :class:`Answer`."""

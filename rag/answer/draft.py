@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..types import Hit
 
 
 @dataclass
@@ -14,3 +18,6 @@ class Draft:
     note: str | None = None
     span: str | None = None  # the short answer leading the text, in the answer's script
     checked: bool = False  # True when every marker is known to be right (extractive drafts)
+    # The passages the [n] markers count in, when the generator retrieved them itself (a bridged question);
+    # None: the request's hits.
+    hits: list[Hit] | None = None

@@ -10,12 +10,14 @@ refusal. When the reader's weights are unusable, the hand-written rules answer i
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..settings import Settings
 from ..text import is_traditional, normalize, split_sentences, tokenize
 from ..types import Hit
+from .bridge import Hop, split
 from .draft import Draft
 from .enumeration import enumeration
 from .evidence import clause_window
@@ -81,7 +83,16 @@ class ReaderGenerator:
             found.append(Candidate(n, span, features))
         return found
 
-    def generate(self, question: str, hits: list[Hit], settings: Settings, script: str) -> Draft:
+    def generate(
+        self,
+        question: str,
+        hits: list[Hit],
+        settings: Settings,
+        script: str,
+        search: Callable[[str], list[Hit]] | None = None,
+    ) -> Draft:
+        """The answer from ``hits``; with ``search``, a question naming its subject through another fact is
+        also read through a bridge (:mod:`.bridge`), and the better-rated of the two answers stands."""
         from ..reader import WEIGHTS_PATH, ReaderWeightsError, load_reader
 
         if not hits:
@@ -94,21 +105,83 @@ class ReaderGenerator:
             draft.generator = "rules (reader unavailable)"
             draft.note = "阅读模型文件缺失或损坏，本次由规则抽取作答；请重新安装本软件以恢复。"
             return draft
-        shown = hits[: settings.reader_passages]
-        model = reader.answerability
-        scored = [
-            (model.score(c.features) if model else c.span.margin, c) for c in self.candidates(reader, question, shown)
-        ]
         threshold = settings.reader_threshold
         if threshold is None:
-            threshold = model.threshold if model else 0.0
-        best_score, best = max(scored, key=lambda item: item[0], default=(float("-inf"), None))
+            threshold = reader.answerability.threshold if reader.answerability else 0.0
+        shown = hits[: settings.reader_passages]
+        best_score, best = self._best(reader, question, shown)
+        hop = split(question) if search is not None else None
+        if hop is not None:
+            bridged = self._bridged(reader, question, hop, search, settings, script, threshold)
+            if bridged is not None and bridged[0] > best_score and bridged[0] >= threshold:
+                return bridged[1]
         if best is None or best_score < threshold:
             return Draft(refusal(script), refused=True, checked=True, generator="extractive")
         if analyze(question).many:
             listed = self._list(reader, question, hits, best, script)
             if listed is not None:
                 return listed
+        return self._span_draft(question, shown, best, script)
+
+    def _best(self, reader: Reader, question: str, shown: list[Hit]) -> tuple[float, Candidate | None]:
+        """The passage span the answerability model rates highest, with its score."""
+        model = reader.answerability
+        scored = [
+            (model.score(c.features) if model else c.span.margin, c) for c in self.candidates(reader, question, shown)
+        ]
+        return max(scored, key=lambda item: item[0], default=(float("-inf"), None))
+
+    def _bridged(
+        self,
+        reader: Reader,
+        question: str,
+        hop: Hop,
+        search: Callable[[str], list[Hit]],
+        settings: Settings,
+        script: str,
+        threshold: float,
+    ) -> tuple[float, Draft] | None:
+        """The answer through a bridge: read the inner description's passages for the entity it names, put
+        that entity in its place, retrieve and read again. Cites the answer's sentence, and the bridge's
+        when the reader is as sure of the bridge as of an answer (a doubtful bridge still often finds the
+        passage, through the rest of the question, but is not shown as the reason)."""
+        inner_hits = search(hop.inner)[: settings.reader_passages]
+        inner_score, inner = self._best(reader, hop.inner, inner_hits)
+        if inner is None:
+            return None
+        bridge_hit = inner_hits[inner.n - 1]
+        bridge = bridge_hit.chunk.clean[inner.span.start : inner.span.end].strip(_TRIM)
+        if not bridge or normalize(bridge) in normalize(hop.inner):
+            return None
+        outer = bridge + hop.rest
+        outer_hits = [h for h in search(outer) if h.chunk.id != bridge_hit.chunk.id][: settings.reader_passages]
+        score, best = self._best(reader, outer, outer_hits)
+        if best is None:
+            return None
+        if inner_score < threshold:
+            draft = self._span_draft(question, outer_hits, best, script)
+            draft.hits = outer_hits
+            return score, draft
+        # Passage 1 is the bridge's, the answer's passages follow: the draft's [n] count in this list.
+        passages = [bridge_hit, *outer_hits]
+        best = Candidate(best.n + 1, best.span, best.features)
+        draft = self._span_draft(question, passages, best, script)
+        start, end = _sentence_around(bridge_hit.chunk.clean, inner.span.start, inner.span.end)
+        sentence = bridge_hit.chunk.clean[start:end]
+        offset = start + len(sentence) - len(sentence.lstrip())
+        sentence = sentence.strip()
+        focus = (inner.span.start - offset, inner.span.end - offset)
+        shown_sentence = clause_window(sentence, focus, SENTENCE_LIMIT)
+        if is_traditional(shown_sentence) != (script == "traditional"):
+            shown_sentence = in_script(shown_sentence, script)
+        draft.text += ended(shown_sentence, 1)
+        draft.quotes[1] = (offset, offset + len(sentence))
+        draft.hits = passages
+        draft.note = in_script(f"分两步作答：先从[1]查到「{bridge}」，再据此查找答案。", script)
+        return score, draft
+
+    def _span_draft(self, question: str, shown: list[Hit], best: Candidate, script: str) -> Draft:
+        """The best span leading, then the sentence that holds it with its [n]; the quote is that sentence."""
         n, span = best.n, best.span
         clean = shown[n - 1].chunk.clean
         start, end = _sentence_around(clean, span.start, span.end)
