@@ -73,3 +73,13 @@ def test_missing_endpoint_falls_back_with_a_clear_note(seed_assistant: Assistant
     assert answer.generator == "extractive (fallback)" and "OPENAI_BASE_URL" in answer.note
     assert "2981公里" in answer.text
 
+
+
+def test_two_hop_question_gives_the_llm_both_hops_passages(seed_assistant: Assistant, chat_server, llm: dict) -> None:
+    chat_server.reply = "哈尔滨新区高新技术企业占全省的26.3%。[2]"
+    answer = seed_assistant.ask("俄速通总部所在城市的那个国家级新区，高新技术企业数量占全省的比重是多少？", **llm)
+    assert answer.generator == "openai" and not answer.refused
+    user = chat_server.requests[-1]["messages"][1]["content"]
+    assert "俄速通" in user and "26.3%" in user  # the bridge's passage and the answer's, in one prompt
+    [found] = answer.citations
+    assert found.n == 2 and "26.3%" in found.quote and "俄速通" in answer.passages[0].chunk.clean

@@ -97,8 +97,9 @@ class AnswerChain:
         if settings.generator == "openai" and request.hits:
             from .openai import LLMError, stream_answer
 
-            # The reader's answer: a hint in the prompt, a check on the LLM's, and the fallback.
-            reading = self._reader.generate(request.query, request.hits, settings, request.script)
+            # The reader's answer: a hint in the prompt, a check on the LLM's, and the fallback. When it
+            # answered through a bridge, the LLM reads the same two hops' passages.
+            reading = self._read(request)
             parts: list[str] = []
             try:
                 # closing(): a reader who stops early closes the LLM's connection now, not whenever
@@ -128,11 +129,17 @@ class AnswerChain:
             return self._offline_generators[settings.generator].generate(
                 request.query, request.hits, settings, request.script
             )
+        return self._read(request)
+
+    def _read(self, request: Request) -> Draft:
+        """The reader's draft; a question answered through a bridge replaces the request's passages with
+        the ones read (the draft's [n] count in them)."""
+        settings = request.settings
         retriever = self._retriever(settings)
         draft = self._reader.generate(
             request.query, request.hits, settings, request.script, search=lambda query: retriever.search(query, k=settings.k)
         )
-        if draft.hits is not None:  # answered through a bridge: its [n] count in the passages it read
+        if draft.hits is not None:
             request.hits = draft.hits
         return draft
 
