@@ -188,6 +188,7 @@ def test_two_hop_question_is_answered_through_its_bridge_with_both_citations(see
         ("习近平作出重要指示的那一天上午，他听取了什么汇报？", "习近平作出重要指示", "上午，他听取了什么汇报？"),
         ("婺源所在的省份，去年出口增长多少？", "婺源所在的省份", "，去年出口增长多少？"),
         ("黑龙江的边境线有多长？", None, None),
+        ("截至哪一天，口岸通行中欧班列累计突破1.5万列？", None, None),  # the first clause asks
     ],
 )
 def test_question_splits_into_the_bridge_description_and_the_rest(question: str, inner, rest) -> None:
