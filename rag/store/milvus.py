@@ -434,10 +434,11 @@ class _View:
         self.version = record["version"] if record else 0
         epoch = record["epoch"] if record else 0
         self.chunk_collection, self.doc_collection = names.chunks(epoch), names.docs(epoch)
-        if record and client.has_collection(self.chunk_collection):
+        if record:
             with _milvus_errors("loading the collections"):
                 for collection in (self.chunk_collection, self.doc_collection):
-                    _loaded(client, collection)
+                    if client.has_collection(collection):  # a missing one: opening says so (_verify)
+                        _loaded(client, collection)
         gone = record.get("gone", []) if record else []
         self.filter = f"gen <= {self.version}"
         if gone:  # removed by this version, and maybe not yet deleted
