@@ -181,7 +181,7 @@ def main() -> None:
         "command": "python bench/bench_milvus.py " + " ".join(
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}".strip().replace(" True", "")
             for k, v in vars(args).items()
-            if k != "out" and v not in (False, None)
+            if k != "out" and v is not False and v is not None
         ),
         "versions": {"pymilvus": version("pymilvus"), "milvus-lite": version("milvus-lite")},
         "settings": {"mode": base.mode, "fusion": base.fusion, "candidates": base.candidates, "embedding": model.model_id},

@@ -653,6 +653,7 @@ class MilvusStore:
         self._fresh = fresh  # created, not yet written: the first write replaces whatever is there
         self._clean = False  # what a killed writer may have left was deleted (checked on this process's first write)
         self._write_lock = threading.Lock()
+        self._swap_lock = threading.Lock()  # replacing the view: never by an older one
 
     # ------------------------------------------------------------------ reading
     @property
@@ -733,9 +734,13 @@ class MilvusStore:
         except Exception as error:  # noqa: BLE001 - a failing server: keep answering from this view
             log.warning("not reloading the index: %s", error)
             return False
-        if record is None or (record["version"], record["epoch"]) == (self._view.version, self._view.record["epoch"]):
+        if record is None or record["version"] <= self._view.version:
             return False
-        self._view = _View(self._connection.client, self._names, record, self.embeddings.dimension)
+        view = _View(self._connection.client, self._names, record, self.embeddings.dimension)
+        with self._swap_lock:
+            if view.version <= self._view.version:  # a write in this process published a newer one meanwhile
+                return False
+            self._view = view
         return True
 
     def close(self) -> None:
@@ -862,7 +867,8 @@ class MilvusStore:
         # The commit point: once every piece of this record is stored, the new version is the live one.
         client.insert(names.records, _blob_rows("name", "published", version, 0, json.dumps(published)))
         client.flush(names.records)
-        self._view = _View(client, names, published, dimension)
+        with self._swap_lock:
+            self._view = _View(client, names, published, dimension)
         self._fresh = False
         self.location.mark(self.path, published=True)
         self._recover(published)
