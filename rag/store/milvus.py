@@ -150,8 +150,10 @@ class _Connection:
                 if address is None:
                     raise _lite_failure(self.lite_path)
                 _lite_users[self.lite_path] = _lite_users.get(self.lite_path, 0) + 1
+        # The in-process lite server allows no idle keep-alive pings (it answers them with GOAWAY, "too_many_pings").
+        options = {"grpc_options": {"grpc.keepalive_permit_without_calls": False}} if self.lite else {}
         try:
-            self.client = pymilvus.MilvusClient(uri=address, token=token)
+            self.client = pymilvus.MilvusClient(uri=address, token=token, **options)
         except Exception as error:
             self._release()
             raise IndexStoreError(f"cannot connect to Milvus at {uri}: {error}") from error
