@@ -188,3 +188,16 @@ def test_a_lite_file_open_in_another_process_is_refused_with_the_way_out(publish
         holder.kill()
         holder.wait()
     MilvusStore.open(settings.index_path, settings, embeddings).close()  # free again once it has exited
+
+
+def test_another_uri_rebuilds_the_knowledge_base_there(published, tmp_path: Path) -> None:
+    store, settings, embeddings, _ = published
+    store.close()
+    elsewhere = str(tmp_path / "elsewhere.db")
+    knowledge = KnowledgeBase.open(settings.with_overrides(milvus_uri=elsewhere), embeddings=embeddings)
+    try:
+        assert knowledge.index.location.uri == elsewhere
+        assert {r.document.id for r in knowledge.documents} == {article("翡翠水母").id, article("琥珀飞艇").id}
+        assert json.loads((settings.index_path / "milvus.json").read_text())["uri"] == elsewhere
+    finally:
+        knowledge.index.close()
