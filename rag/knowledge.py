@@ -201,7 +201,9 @@ class KnowledgeBase:
         doc_ids = self.find(ref)
         if not doc_ids:
             raise KeyError(f"no document matches {ref!r} (use `rag list` to see ids and sources)")
-        records = self.index.snapshot.documents
+        documents = self.index.snapshot.documents
+        # Read before removing: a server backend's older views lose removed rows once they are deleted.
+        records = {doc_id: documents[doc_id] for doc_id in doc_ids if doc_id in documents}
         gone = self.index.remove(doc_ids)
         self._delete_uploads(records[doc_id] for doc_id in gone if doc_id in records)
         return UpdateReport(removed=gone)

@@ -70,10 +70,19 @@ class Settings(BaseSettings):
         description="Files/folders the default knowledge base is built from when it does not exist yet "
         "(default: the bundled newspaper pages).",
     )
-    store: Literal["local"] = Field(
+    store: Literal["local", "milvus"] = Field(
         "local",
         description="Storage backend of the knowledge bases: 'local' (FAISS vectors and BM25 in a versioned "
-        "folder). Backends implement rag.store.backend's interfaces and pass tests/test_store_conformance.py.",
+        "folder) or 'milvus' (Milvus: a server at milvus_uri, or a milvus-lite file; the [milvus] extra). "
+        "Backends implement rag.store.backend's interfaces and pass tests/test_store_conformance.py.",
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="Milvus backend: the server (e.g. http://milvus:19530) or a milvus-lite file ending in .db; "
+        "empty: a milvus-lite file inside each knowledge base's folder (<kb>/milvus.db). See docs/milvus.md.",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Milvus backend: the server's token, 'user:password' or an API key (environment only)."
     )
     max_file_mb: float = Field(
         20.0, gt=0, description="Largest file accepted by uploads and `rag add`; embedding time grows with size."

@@ -29,8 +29,11 @@ if TYPE_CHECKING:
 
 def backend(settings: Settings) -> type[Store]:
     """The storage backend that ``settings.store`` names."""
-    backends: dict[str, type[Store]] = {"local": Index}
-    return backends[settings.store]
+    if settings.store == "milvus":
+        from .milvus import MilvusStore  # imports pymilvus only when it is chosen
+
+        return MilvusStore
+    return Index
 
 
 __all__ = [

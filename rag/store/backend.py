@@ -33,19 +33,14 @@ __all__ = [
 
 
 class VectorStore(Protocol):
-    """Inner-product search over unit vectors, addressed by integer keys."""
+    """Inner-product search over unit vectors, addressed by integer keys (a backend never reuses a key).
+
+    What a view searches; how rows get in is the backend's own (:meth:`Store.update`): the local one adds and
+    removes keys in FAISS, a server engine writes whole rows."""
 
     dimension: int
 
     def __len__(self) -> int: ...
-
-    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Store ``vectors`` under ``keys``, which are not in the store (a backend never reuses a key)."""
-        ...
-
-    def remove(self, keys: np.ndarray) -> int:
-        """Delete ``keys``; how many were present."""
-        ...
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(keys, scores)`` of the ``k`` nearest vectors, best first (fewer if the store is smaller)."""
@@ -56,10 +51,6 @@ class LexicalStore(Protocol):
     """BM25 over our own tokens (t2s-normalised, stopwords removed, jieba), addressed by integer keys."""
 
     def __len__(self) -> int: ...
-
-    def add(self, keys: Sequence[int], tokens: Sequence[list[str]]) -> None: ...
-
-    def remove(self, keys: Sequence[int]) -> int: ...
 
     def top(self, query: list[str], n: int) -> list[tuple[int, float]]:
         """``(key, score)`` of the ``n`` best chunks with a positive score, best first."""
@@ -157,3 +148,7 @@ class Store(Protocol):
         ...
 
     def remove(self, doc_ids: Iterable[str]) -> list[str]: ...
+
+    def close(self) -> None:
+        """Let go of what the store holds open (a server connection; milvus-lite's one-process file)."""
+        ...

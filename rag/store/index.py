@@ -209,6 +209,9 @@ class Index:
         change = self.update(lambda documents: Change(remove=wanted & set(documents)))
         return sorted(change.remove)
 
+    def close(self) -> None:
+        """Nothing to let go of: the files are read whole on open."""
+
     @contextmanager
     def _writing(self) -> Iterator[None]:
         self.path.mkdir(parents=True, exist_ok=True)
