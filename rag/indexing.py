@@ -1,7 +1,8 @@
 """The indexing pipeline: documents in, the rows a store keeps out.
 
 Each new document is cleaned once and chunked; its chunks are embedded (the first ``dense_max_chars``
-of their normalised text) and tokenised for BM25. Against what is stored, documents are deduplicated
+of their normalised text; a text embedded before by the same model comes from the embedding cache) and
+tokenised for BM25. Against what is stored, documents are deduplicated
 by content (the same id is stored once) and by source: a document from the same source as a stored
 one — the same file path, or the same upload name — replaces it, in the same atomic change.
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 from .chunking import ChunkingConfig, chunk_document
 from .embeddings import DenseEmbeddings
+from .embeddings.cache import CACHE_FILE, EmbeddingCache
 from .progress import bar
 from .settings import Settings
 from .store.backend import Addition, Change, DocumentRecord
@@ -50,6 +52,7 @@ class Indexer:
         self.settings = settings
         self.embeddings = embeddings
         self.chunking = ChunkingConfig(settings.chunk_size, settings.chunk_overlap)
+        self.cache = EmbeddingCache(settings.data_dir / CACHE_FILE, settings.embedding_cache_mb * 1024 * 1024)
 
     def plan(
         self,
@@ -98,9 +101,7 @@ class Indexer:
                 chunked.append(split_document(document, self.chunking))
                 chunking.update()
         texts = [self._dense_text(chunk) for chunks in chunked for chunk in chunks]
-        vectors = np.zeros((0, self.embeddings.dimension), np.float32)
-        if texts:
-            vectors = self.embeddings.embed_passages(texts, progress=progress)
+        vectors = self._vectors(texts, progress)
         additions, row = [], 0
         for document, chunks in zip(documents, chunked):
             additions.append(
@@ -114,6 +115,28 @@ class Indexer:
             )
             row += len(chunks)
         return additions
+
+    def _vectors(self, texts: list[str], progress: bool) -> np.ndarray:
+        """The vectors of ``texts``: from the cache where it has them, the others embedded (each once) and cached."""
+        dimension = self.embeddings.dimension
+        vectors = np.zeros((len(texts), dimension), np.float32)
+        if not texts:
+            return vectors
+        model_id = self.embeddings.model_id
+        cached = self.cache.get(model_id, texts, dimension) if self.settings.embedding_cache_mb else [None] * len(texts)
+        missing: dict[str, list[int]] = {}  # text -> its rows
+        for row, (text, vector) in enumerate(zip(texts, cached)):
+            if vector is None:
+                missing.setdefault(text, []).append(row)
+            else:
+                vectors[row] = vector
+        if missing:
+            fresh = self.embeddings.embed_passages(list(missing), progress=progress)
+            for rows, vector in zip(missing.values(), fresh):
+                vectors[rows] = vector
+            if self.settings.embedding_cache_mb:
+                self.cache.put(model_id, list(missing), fresh)
+        return vectors
 
     def _dense_text(self, chunk: Chunk) -> str:
         limit = self.settings.dense_max_chars

@@ -11,6 +11,7 @@ from .rerank import CrossEncoderReranker
 from .settings import RetrievalMode, Settings
 from .store import Index, Snapshot
 from .text import is_traditional, normalize, to_simplified, to_traditional, tokenize
+from .threads import capped_threads
 from .types import Chunk, Hit
 from .validation import check_k
 
@@ -65,8 +66,9 @@ class Retriever:
         return self._collapse(hits, k, self._script(question))
 
     def _dense(self, snapshot: Snapshot, question: str, depth: int) -> list[tuple[int, float]]:
-        vector = self.embeddings.embed_queries([normalize(question)])[0]
-        keys, scores = snapshot.vectors.search(vector, depth)
+        with capped_threads(self.settings.search_threads):
+            vector = self.embeddings.embed_queries([normalize(question)])[0]
+            keys, scores = snapshot.vectors.search(vector, depth)
         return [(int(key), float(score)) for key, score in zip(keys, scores)]
 
     def _fuse(self, snapshot: Snapshot, ranked: dict[str, list[tuple[int, float]]], mode: str) -> list[Hit]:

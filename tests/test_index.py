@@ -109,7 +109,9 @@ def test_seed_index_is_complete_and_consistent(seed_knowledge: KnowledgeBase, se
 def test_add_embeds_only_the_new_file_and_readding_it_is_a_no_op(
     writable_index_dir: Path, tmp_path: Path, counting: CountingEmbeddings
 ) -> None:
-    knowledge = KnowledgeBase.open(Settings(index_dir=writable_index_dir), embeddings=counting, build_if_missing=False)
+    # Without the embedding cache, which would serve the chunks that other tests embedded before.
+    settings = Settings(index_dir=writable_index_dir, embedding_cache_mb=0)
+    knowledge = KnowledgeBase.open(settings, embeddings=counting, build_if_missing=False)
     before = knowledge.index.snapshot
     path = write(tmp_path / "new", "cats.txt", CATS)
 

