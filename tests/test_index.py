@@ -95,7 +95,7 @@ def stored_vectors(path: Path) -> int:
     for entry in manifest["segments"]:
         segment = path / "segments" / entry["name"]
         catalogue = json.loads((segment / "catalogue.json").read_text(encoding="utf-8"))
-        rows += np.load(segment / "vectors.npy").shape[0] - sum(catalogue[row][6] for row in entry["removed"])
+        rows += np.load(segment / "vectors.npy").shape[0] - sum(catalogue["chunks"][row] for row in entry["removed"])
     return rows
 
 

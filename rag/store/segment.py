@@ -8,7 +8,8 @@ Removals are not written into a segment: the version manifest lists the removed 
 Files (all safe formats: JSON, JSON Lines and ``.npy`` without pickle)::
 
     segment.json            counts and the size and SHA-256 of every file below
-    catalogue.json          per document: id, source, name, added time, updated flag, first row, chunk count
+    catalogue.json          per document (in columns): id, source, name, added time, updated flag, first row,
+                            chunk count
     documents.jsonl         per document: text, headlines, pages, chunk ids (one line each)
     documents.offsets.npy   int64 byte offset of each line, and the file size
     chunks.jsonl            per chunk (row): its fields
@@ -55,6 +56,8 @@ _ARRAYS = (
     "postings.rows.npy",
     "postings.tfs.npy",
 )
+#: The catalogue's columns (a row of ``SegmentData.catalogue`` holds them in this order).
+CATALOGUE = ("id", "source", "name", "added_at", "updated", "first_row", "chunks")
 FILES = ("catalogue.json", "documents.jsonl", "chunks.jsonl", "terms.json", *_ARRAYS)
 
 
@@ -106,7 +109,8 @@ class SegmentData:
         directory.mkdir()
         _write_lines(directory / "documents.jsonl", self.documents)
         _write_lines(directory / "chunks.jsonl", self.chunks)
-        _write_json(directory / "catalogue.json", self.catalogue)
+        columns = list(zip(*self.catalogue)) or [()] * len(CATALOGUE)
+        _write_json(directory / "catalogue.json", {name: list(column) for name, column in zip(CATALOGUE, columns)})
         _write_json(directory / "terms.json", self.terms)
         arrays = {
             "documents.offsets.npy": _offsets(self.documents),
@@ -204,11 +208,18 @@ class Segment:
         self.rows: int = info["rows"]
         self.dimension: int = info["dimension"]
         try:
-            self.catalogue: list[list[Any]] = json.loads((path / "catalogue.json").read_text(encoding="utf-8"))
+            catalogue = json.loads((path / "catalogue.json").read_text(encoding="utf-8"))
+            self.ids: list[str] = catalogue["id"]
+            self.sources: list[str] = catalogue["source"]
+            self.names: list[str] = catalogue["name"]
+            self.added_at: list[str] = catalogue["added_at"]
+            self.updated: list[int] = catalogue["updated"]
+            self.first_rows = np.array(catalogue["first_row"], dtype=np.int64)
+            self.chunk_counts = np.array(catalogue["chunks"], dtype=np.int64)
             terms: list[str] = json.loads((path / "terms.json").read_text(encoding="utf-8"))
             arrays = {name: _load_array(path / name) for name in _ARRAYS}
-        except (ValueError, OSError) as error:
-            raise SegmentError(f"{path} cannot be read ({error})") from error
+        except (ValueError, OSError, KeyError, TypeError) as error:
+            raise SegmentError(f"{path} cannot be read ({error!r})") from error
         self.document_offsets = arrays["documents.offsets.npy"]
         self.chunk_offsets = arrays["chunks.offsets.npy"]
         self.keys = arrays["keys.npy"]
@@ -219,7 +230,9 @@ class Segment:
         self.posting_tfs = arrays["postings.tfs.npy"]
         self.term_ids = {term: n for n, term in enumerate(terms)}
         shapes = (
-            len(self.catalogue) + 1 == len(self.document_offsets),
+            len(self.ids) + 1 == len(self.document_offsets)
+            and len(self.ids) == len(self.sources) == len(self.names) == len(self.added_at) == len(self.updated)
+            and len(self.ids) == len(self.first_rows) == len(self.chunk_counts),
             self.rows + 1 == len(self.chunk_offsets) and self.rows == len(self.keys) == len(self.lengths),
             self.vectors.shape == (self.rows, self.dimension),
             len(terms) + 1 == len(self.term_offsets) and len(self.posting_rows) == len(self.posting_tfs),
@@ -228,6 +241,7 @@ class Segment:
         if not all(shapes):
             raise SegmentError(f"{path}: its files do not agree with each other")
         self.first_key = int(self.keys[0]) if self.rows else None
+        self.doc_row = dict(zip(self.ids, range(len(self.ids))))  # document id -> its row in the catalogue
         self._documents = open(path / "documents.jsonl", "rb")  # noqa: SIM115 - held for the segment's life
         self._chunks = open(path / "chunks.jsonl", "rb")  # noqa: SIM115
         self.chunk_at = lru_cache(maxsize=4096)(self._chunk_at)
@@ -287,9 +301,10 @@ def merge(parts: Sequence[tuple[Segment, np.ndarray, np.ndarray]]) -> SegmentDat
     for segment, live_documents, live_rows in parts:
         new_row = np.cumsum(live_rows) - 1 + base  # row in the merged segment of each live row
         for doc_row in np.flatnonzero(live_documents):
-            entry = list(segment.catalogue[doc_row])
-            entry[5] = int(new_row[entry[5]]) if entry[6] else base + int(live_rows[: entry[5]].sum())
-            catalogue.append(entry)
+            first, count = int(segment.first_rows[doc_row]), int(segment.chunk_counts[doc_row])
+            first = int(new_row[first]) if count else base + int(live_rows[:first].sum())
+            columns = (segment.ids, segment.sources, segment.names, segment.added_at, segment.updated)
+            catalogue.append([column[doc_row] for column in columns] + [first, count])
         documents += segment.lines("documents", np.flatnonzero(live_documents))
         kept = np.flatnonzero(live_rows)
         chunks += segment.lines("chunks", kept)

@@ -13,9 +13,9 @@ import bisect
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import ItemsView, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field, fields
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import faiss
@@ -37,16 +37,20 @@ class Part:
 
     @cached_property
     def live_documents(self) -> np.ndarray:
-        live = np.ones(len(self.segment.catalogue), dtype=bool)
+        live = np.ones(len(self.segment.ids), dtype=bool)
         live[list(self.removed)] = False
         return live
+
+    @property
+    def documents(self) -> int:
+        return len(self.segment.ids) - len(self.removed)
 
     @cached_property
     def live_rows(self) -> np.ndarray:
         live = np.ones(self.segment.rows, dtype=bool)
         for doc_row in self.removed:
-            _, _, _, _, _, first, count = self.segment.catalogue[doc_row]
-            live[first : first + count] = False
+            first = int(self.segment.first_rows[doc_row])
+            live[first : first + int(self.segment.chunk_counts[doc_row])] = False
         return live
 
     @cached_property
@@ -64,16 +68,12 @@ class StoredDocument(Document):
     def __init__(
         self, id: str, source: str, text: str | None = None, headlines=(), name: str = "", pages=(), *, load=None
     ) -> None:
-        object.__setattr__(self, "id", id)
-        object.__setattr__(self, "source", source)
-        object.__setattr__(self, "name", name)
         data = None if load else {"text": text, "headlines": list(headlines), "pages": list(pages)}
-        object.__setattr__(self, "_data", data)
-        object.__setattr__(self, "_load", load)
+        self.__dict__.update(id=id, source=source, name=name, _data=data, _load=load)
 
     def _row(self) -> dict[str, Any]:
         if self._data is None:
-            object.__setattr__(self, "_data", self._load())
+            self.__dict__["_data"] = self._load()
         return self._data
 
     @property  # type: ignore[override]
@@ -104,9 +104,7 @@ class StoredRecord(DocumentRecord):
     """A :class:`DocumentRecord` whose chunk ids are read with the document's text."""
 
     def __init__(self, document: StoredDocument, added_at: str, updated: bool) -> None:
-        object.__setattr__(self, "document", document)
-        object.__setattr__(self, "added_at", added_at)
-        object.__setattr__(self, "updated", updated)
+        self.__dict__.update(document=document, added_at=added_at, updated=updated)
 
     @property  # type: ignore[override]
     def chunk_ids(self) -> tuple[str, ...]:
@@ -121,35 +119,69 @@ class StoredRecord(DocumentRecord):
         return hash(self.document.id)
 
 
+def _record(segment: Segment, row: int) -> StoredRecord:
+    load = partial(segment.document_data, row)
+    document = StoredDocument(segment.ids[row], segment.sources[row], name=segment.names[row], load=load)
+    return StoredRecord(document, segment.added_at[row], bool(segment.updated[row]))
+
+
 class _Documents(Mapping[str, DocumentRecord]):
+    """The live documents, looked up in each segment's id table (no table of all of them is built)."""
+
     def __init__(self, parts: Sequence[Part]) -> None:
         self._parts = parts
-        self._where: dict[str, tuple[int, int]] = {}
-        for number, part in enumerate(parts):
-            live = part.live_documents
-            for doc_row, entry in enumerate(part.segment.catalogue):
-                if live[doc_row]:
-                    self._where[entry[0]] = (number, doc_row)
-
-    def __getitem__(self, doc_id: str) -> DocumentRecord:
-        number, doc_row = self._where[doc_id]
-        segment = self._parts[number].segment
-        doc_id, source, name, added_at, updated, _, _ = segment.catalogue[doc_row]
-        document = StoredDocument(doc_id, source, name=name, load=lambda: segment.document_data(doc_row))
-        return StoredRecord(document, added_at, bool(updated))
-
-    def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._where
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._where)
-
-    def __len__(self) -> int:
-        return len(self._where)
 
     def where(self, doc_id: str) -> tuple[int, int]:
         """``(part number, document row)`` of a live document."""
-        return self._where[doc_id]
+        for number, part in enumerate(self._parts):
+            row = part.segment.doc_row.get(doc_id)
+            if row is not None and (not part.removed or row not in part.removed):
+                return number, row
+        raise KeyError(doc_id)
+
+    def __getitem__(self, doc_id: str) -> DocumentRecord:
+        number, row = self.where(doc_id)
+        return _record(self._parts[number].segment, row)
+
+    def __contains__(self, doc_id: object) -> bool:
+        try:
+            self.where(doc_id)  # type: ignore[arg-type]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def _rows(self) -> Iterator[tuple[Segment, int]]:
+        for part in self._parts:
+            rows = range(len(part.segment.ids))
+            yield from ((part.segment, row) for row in rows if row not in part.removed)
+
+    def __iter__(self) -> Iterator[str]:
+        for part in self._parts:
+            if part.removed:
+                yield from (doc_id for row, doc_id in enumerate(part.segment.ids) if row not in part.removed)
+            else:
+                yield from part.segment.ids
+
+    def __len__(self) -> int:
+        return sum(part.documents for part in self._parts)
+
+    def items(self) -> ItemsView[str, DocumentRecord]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[DocumentRecord]:
+        return _Values(self)
+
+
+class _Items(ItemsView):
+    def __iter__(self):  # one lookup per document, not two
+        for segment, row in self._mapping._rows():
+            yield segment.ids[row], _record(segment, row)
+
+
+class _Values(ValuesView):
+    def __iter__(self):
+        for segment, row in self._mapping._rows():
+            yield _record(segment, row)
 
 
 class _Chunks(Sequence[Chunk]):
