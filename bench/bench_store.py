@@ -251,6 +251,7 @@ def measure(impl: str, base: Path, run: Path, vectors_file: Path) -> dict:
     writer.stdin.write("go\n")
     writer.stdin.flush()
     report = event(writer, "done")
+    del report["event"]
     seen = event(reader, "seen")
     writer.wait(), reader.wait()
     report["visible_s"] = seen["seen_at"] - report.pop("published_at")

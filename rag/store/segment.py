@@ -25,7 +25,6 @@ Files (all safe formats: JSON, JSON Lines and ``.npy`` without pickle)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
