@@ -55,20 +55,26 @@ class Spec:
 
 # ---------------------------------------------------------------------------- the two implementations
 def implementation(name: str):
-    """``Index`` of today's code (``new``) or of the baseline revision (``old``, its module read from git)."""
+    """``Index`` of today's code (``new``) or of the baseline revision (``old``: its index module and the helpers
+    it used, read from git; the interfaces of rag.store.backend that both implement are today's)."""
     if name == "new":
         from rag.store import Index
 
         return Index
-    import rag.store  # noqa: F401 - the package the baseline module's relative imports resolve in
+    import rag.store  # noqa: F401 - the package the baseline modules are loaded in
 
-    source = subprocess.check_output(["git", "show", f"{BASELINE}:rag/store/index.py"], cwd=ROOT, text=True)
-    spec = importlib.util.spec_from_loader("rag.store._baseline_index", loader=None)
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "rag.store"
-    sys.modules[spec.name] = module
-    exec(compile(source, f"{BASELINE}:rag/store/index.py", "exec"), module.__dict__)  # noqa: S102 - our own code
-    return module.Index
+    modules = ("files", "bm25", "vectors", "index")
+    for module in modules:
+        source = subprocess.check_output(["git", "show", f"{BASELINE}:rag/store/{module}.py"], cwd=ROOT, text=True)
+        for other in modules:
+            source = source.replace(f"from .{other} import", f"from rag.store._baseline_{other} import")
+        source = source.replace("from ..", "from rag.")
+        spec = importlib.util.spec_from_loader(f"rag.store._baseline_{module}", loader=None)
+        loaded = importlib.util.module_from_spec(spec)
+        loaded.__package__ = "rag.store"
+        sys.modules[spec.name] = loaded
+        exec(compile(source, f"{BASELINE}:rag/store/{module}.py", "exec"), loaded.__dict__)  # noqa: S102 - our own code
+    return sys.modules["rag.store._baseline_index"].Index
 
 
 # ---------------------------------------------------------------------------- building the replicated index
