@@ -332,7 +332,7 @@ def _kb_row(name: str, settings: Settings) -> dict[str, Any]:
 
     path = knowledge_base_path(name, settings)
     try:
-        documents = len(read_manifest(path)[0]["documents"])
+        documents = read_manifest(path)[0]["counts"]["documents"]
     except (IndexStoreError, OSError, KeyError):
         documents = None
     return {"name": name, "path": str(path), "documents": documents}

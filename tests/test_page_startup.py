@@ -21,6 +21,7 @@ from support import app_process, free_port
 from rag.progress import Step, observe
 from rag.settings import Settings
 from rag.startup import Startup, Status
+from rag.store import read_manifest
 from rag.web.app import build_app, server_app
 from rag.web.status import status_html
 
@@ -119,8 +120,8 @@ def test_nothing_to_index_is_shown_on_the_page(tmp_path: Path) -> None:
 
 
 def test_python_app_py_shows_a_damaged_index_on_the_page(writable_index_dir: Path, tmp_path: Path) -> None:
-    name = (writable_index_dir / "CURRENT").read_text(encoding="utf-8").split()[0]
-    vectors = writable_index_dir / name / "vectors.faiss"
+    segment = read_manifest(writable_index_dir)[0]["segments"][-1]["name"]
+    vectors = writable_index_dir / "segments" / segment / "vectors.npy"
     vectors.write_bytes(vectors.read_bytes()[:-100])
     log = tmp_path / "app.log"
     with app_process(["--index-dir", str(writable_index_dir)], log=log, timeout=180, ready=False) as app:
@@ -130,10 +131,10 @@ def test_python_app_py_shows_a_damaged_index_on_the_page(writable_index_dir: Pat
         while (status := client.predict(api_name="/status"))["state"] == "loading" and time.monotonic() < deadline:
             time.sleep(0.2)
         assert status["state"] == "failed" and "索引已损坏" in status["message"]
-        assert "vectors.faiss" in status["detail"] and "rag index" in status["detail"]
+        assert "vectors.npy" in status["detail"] and "rag index" in status["detail"]
         assert httpx.get(app.url + "v1/models", timeout=30).status_code == 503
         assert app.process.poll() is None  # still serving the page that says what is wrong
-    assert "vectors.faiss" in log.read_text(encoding="utf-8")  # and the log says it too
+    assert "vectors.npy" in log.read_text(encoding="utf-8")  # and the log says it too
 
 
 def test_the_banner_escapes_what_it_shows() -> None:

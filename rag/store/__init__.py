@@ -2,7 +2,7 @@
 
 The backend is handed finished rows (:mod:`rag.indexing` builds them) and searched through two small
 interfaces, :class:`VectorStore` (dense) and :class:`LexicalStore` (BM25). The local backend
-(:class:`Index`) keeps FAISS vectors and BM25 in a versioned, atomically updated directory.
+(:class:`Index`) keeps them in immutable segments published by an atomically swapped manifest.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from .index import (
     IndexMismatchError,
     IndexNotFoundError,
     IndexStoreError,
-    Snapshot,
     read_documents,
     read_manifest,
 )
 from .vectors import FaissVectorStore
+from .view import Snapshot
 
 if TYPE_CHECKING:
     from ..settings import Settings

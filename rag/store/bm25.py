@@ -1,7 +1,9 @@
 """Okapi BM25 over pre-tokenised chunks (jieba tokens of t2s-normalised text), addressed by integer keys.
 
-The local backend's :class:`~rag.store.backend.LexicalStore`. Postings are built from the stored tokens
-on the first search after a change, so a batch of adds and removes costs one build."""
+An in-memory :class:`~rag.store.backend.LexicalStore` (the naive evaluation baseline's, and the reference
+the local backend's segment scoring is tested against: rag.store.view scores the same way). Postings are
+built from the stored tokens on the first search after a change, so a batch of adds and removes costs one
+build."""
 
 from __future__ import annotations
 
@@ -79,13 +81,6 @@ class BM25:
         if removed:
             self._tables = None
         return removed
-
-    def copy(self) -> "BM25":
-        """An independent copy (the local backend changes a copy, then publishes it)."""
-        clone = BM25(k1=self.k1, b=self.b)
-        clone._tokens = dict(self._tokens)
-        clone._tables, clone._order = self._tables, self._order  # immutable once built: shared
-        return clone
 
     def _built(self) -> tuple[_Postings, np.ndarray]:
         with self._lock:

@@ -1,20 +1,26 @@
-"""The local backend: documents, chunks, FAISS vectors and BM25 in a versioned directory swapped atomically.
+"""The local backend: documents, chunks, vectors and BM25 in immutable segments, published by a small manifest.
 
 It persists, publishes and verifies; the rows it stores come ready-made (:class:`~rag.store.backend.Change`,
-built by :mod:`rag.indexing`).
+built by :mod:`rag.indexing`). A write costs what it changes: the added documents become one new segment,
+removed ones are tombstoned in the manifest, and small segments are merged into larger ones now and then
+(a segment is merged into the one before it once that one is at most ``MERGE_RATIO`` times its size, and
+rewritten alone once ``DEAD_FRACTION`` of its rows are removed). Opening reads the manifest and each
+segment's catalogue and maps its arrays: no chunk is parsed and BM25 is not rebuilt.
 
 Layout of ``<index_dir>/``::
 
     CURRENT              "<version-dir> <sha256 of its manifest.json>", replaced atomically
-    v00000007/           one complete version
-        manifest.json    format, settings fingerprint, embedding model, documents, file checksums
-        documents.jsonl  id, source, headlines, name to show (uploads), added time, full text, pages (OCR boxes)
-        chunks.jsonl     chunk fields, integer key, BM25 tokens
-        vectors.faiss    faiss.write_index of an IndexIDMap2(IndexFlatIP)
+    v00000007/
+        manifest.json    format, settings fingerprint, embedding model, counts, segments with their
+                         segment.json checksums and removed document rows
+    segments/s…/         immutable segments (rag.store.segment), shared by the versions that list them
     .lock                writers hold an flock on it
 
-A write builds a new version directory, fsyncs it, then replaces ``CURRENT``. A crash at any
-point leaves ``CURRENT`` naming a complete version: the old one or the new one. No pickle.
+A write writes its segments and then a new version directory (each staged under ``.tmp-*`` and renamed),
+fsyncs them, then replaces ``CURRENT``; then it deletes the other versions and the segments the new one
+does not list. A crash at any point leaves ``CURRENT`` naming a complete version: the old one or the new
+one. No pickle. An index in format 1 (one complete version directory of JSON Lines and a FAISS file) is
+converted once when opened.
 """
 
 from __future__ import annotations
@@ -29,27 +35,28 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, TypeVar
 
-import numpy as np
-
 from ..settings import Settings
-from ..types import Chunk, Document
+from ..types import Document
+from . import legacy
 from .backend import Change, DocumentRecord, EmbeddingSpec
-from .bm25 import BM25
-from .files import fsync_path, read_jsonl, sha256_file, write_jsonl, write_text
-from .vectors import FaissVectorStore
+from .files import fsync_path, sha256_file, write_text
+from .segment import Segment, SegmentData, SegmentError, merge
+from .view import Part, Snapshot
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: A segment is merged into the one before it once that one holds at most this many times its live rows.
+MERGE_RATIO = 4
+#: A segment is rewritten without its removed rows once they are more than this fraction of it.
+DEAD_FRACTION = 0.3
 log = logging.getLogger(__name__)
-_DATA_FILES = ("documents.jsonl", "chunks.jsonl", "vectors.faiss")
 _POINTER = re.compile(rb"(v[0-9]{8,}) ([0-9a-f]{64})\n")
 #: Reads of the current version before giving up when writers keep replacing it under the reader.
 _READ_ATTEMPTS = 5
+_SEGMENTS = "segments"
 _T = TypeVar("_T")
 
 
@@ -74,46 +81,13 @@ class IndexMismatchError(IndexStoreError):
         self.differences = differences
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """One consistent state of the index; searches read a snapshot, writes publish a new one."""
-
-    version: int
-    documents: dict[str, DocumentRecord]
-    chunks: list[Chunk]
-    keys: np.ndarray  # int64 vector key of each chunk
-    tokens: list[list[str]]
-    vectors: FaissVectorStore
-    lexical: BM25
-    next_key: int
-    row_of_key: dict[int, int] = field(repr=False)
-
-    @classmethod
-    def assemble(cls, version, documents, chunks, keys, tokens, vectors, lexical, next_key) -> Snapshot:
-        keys = np.asarray(keys, dtype=np.int64)
-        return cls(
-            version=version,
-            documents=documents,
-            chunks=chunks,
-            keys=keys,
-            tokens=tokens,
-            vectors=vectors,
-            lexical=lexical,
-            next_key=next_key,
-            row_of_key={int(key): row for row, key in enumerate(keys)},
-        )
-
-    def chunk(self, key: int) -> Chunk:
-        return self.chunks[self.row_of_key[key]]
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class Index:
-    """The local :class:`~rag.store.backend.Store`: a FAISS + BM25 index of chunks with its documents, kept
-    consistent on disk."""
+    """The local :class:`~rag.store.backend.Store`: segments of chunks with their vectors and BM25 postings, and
+    their documents, kept consistent on disk."""
 
     def __init__(
         self,
@@ -151,33 +125,41 @@ class Index:
         path = Path(path)
         expected = {**settings.index_fingerprint(), "embedding_id": embeddings.model_id}
 
-        def load(version_dir: Path, manifest: dict[str, Any]) -> Snapshot:
+        def load(version_dir: Path, manifest: dict[str, Any]) -> Snapshot | None:
             recorded = {**manifest["settings"], "embedding_id": manifest["embedding"]["model_id"]}
             differences = {k: (recorded.get(k), v) for k, v in expected.items() if recorded.get(k) != v}
             if differences:
                 raise IndexMismatchError(path, differences)
-            return _load_snapshot(version_dir, manifest)
+            if manifest["format_version"] == 1:
+                return None
+            return _load_snapshot(path, manifest)
 
         pointer, snapshot = _read_current(path, load)
-        return cls(path, settings, embeddings, snapshot, pointer)
+        index = cls(path, settings, embeddings, snapshot or _empty(embeddings.dimension), pointer)
+        if snapshot is None:
+            index._convert()
+        return index
 
     @classmethod
     def create(cls, path: Path, settings: Settings, embeddings: EmbeddingSpec) -> Index:
         """A new, empty index in memory; the first :meth:`update` writes it (replacing any index at ``path``)."""
-        empty = Snapshot.assemble(0, {}, [], [], [], FaissVectorStore(embeddings.dimension), BM25(), 0)
-        index = cls(Path(path), settings, embeddings, empty)
+        index = cls(Path(path), settings, embeddings, _empty(embeddings.dimension))
         index._fresh = True
         return index
 
     def refresh(self) -> bool:
-        """Reload if another process published a newer version; True when reloaded.
+        """Load the newer version another process published; True when there was one.
 
-        Cheap when nothing changed: it compares the small ``CURRENT`` pointer only."""
+        Cheap when nothing changed (it compares the small ``CURRENT`` pointer), and cheap when something did:
+        the segments this index already has are kept, only new ones are opened."""
         seen = self._pointer
         try:
             if self._fresh or _read_pointer(self.path) == seen:
                 return False
-            pointer, snapshot = _read_current(self.path, _load_snapshot)
+            known = {part.segment.name: part.segment for part in self._snapshot.parts}
+            pointer, snapshot = _read_current(self.path, lambda _, manifest: _load_snapshot(self.path, manifest, known))
+            if snapshot is None:
+                raise IndexMismatchError(self.path, {"format_version": (1, FORMAT_VERSION)})
         except (OSError, RuntimeError) as error:  # a damaged newer version: keep answering from this one
             log.warning("not reloading the index: %s", error)
             return False
@@ -197,10 +179,16 @@ class Index:
         with self._writing():
             self._reload_if_stale()
             old = self._snapshot
-            change = plan(MappingProxyType(old.documents))
+            change = plan(old.documents)
             if not change and not self._fresh:
                 return change
-            self._publish(_apply(old, change))
+            staged: list[Path] = []
+            try:
+                parts, next_key = self._apply(old, change, staged)
+                self._publish(parts, next_key)
+            finally:
+                for directory in staged:
+                    shutil.rmtree(directory, ignore_errors=True)
         return change
 
     def remove(self, doc_ids: Iterable[str]) -> list[str]:
@@ -226,35 +214,44 @@ class Index:
         if not self._fresh and Index.exists(self.path):
             self.refresh()
 
-    def _publish(self, snapshot: Snapshot) -> None:
-        """Write ``snapshot`` as the next version and make it current atomically."""
+    def _apply(self, old: Snapshot, change: Change, staged: list[Path]) -> tuple[list[Part], int]:
+        """The parts of the version that ``change`` makes of ``old``: tombstones, a new segment, merges."""
+        removed: dict[int, set[int]] = {}
+        for doc_id in change.remove:
+            if doc_id in old.documents:
+                number, doc_row = old.documents.where(doc_id)
+                removed.setdefault(number, set()).add(doc_row)
+        parts = [Part(p.segment, p.removed | frozenset(removed.get(n, ()))) for n, p in enumerate(old.parts)]
+        next_key = old.next_key
+        if change.add:
+            data = SegmentData.from_additions(change.add, next_key, _now(), self.embeddings.dimension)
+            next_key += data.size
+            parts.append(Part(self._write_segment(data, staged)))
+        parts = [part for part in parts if part.live_documents.any()]  # wholly removed: dropped, not rewritten
+        while len(parts) >= 2 and parts[-2].live <= MERGE_RATIO * parts[-1].live:
+            parts[-2:] = [Part(self._write_segment(merge(_live(parts[-2:])), staged))]
+        for n, part in enumerate(parts):
+            if part.segment.rows - part.live > DEAD_FRACTION * part.segment.rows:
+                parts[n] = Part(self._write_segment(merge(_live([part])), staged))
+        return parts, next_key
+
+    def _write_segment(self, data: SegmentData, staged: list[Path]) -> Segment:
+        staging = self.path / f".tmp-{uuid.uuid4().hex}"
+        staged.append(staging)
+        digest = data.write(staging)
+        segments = self.path / _SEGMENTS
+        segments.mkdir(exist_ok=True)
+        final = segments / f"s{int(data.keys[0]) if data.size else 0:012d}-{uuid.uuid4().hex[:12]}"
+        os.rename(staging, final)
+        fsync_path(segments)
+        return Segment(final, digest)
+
+    def _publish(self, parts: list[Part], next_key: int) -> None:
+        """Write the version of ``parts`` and make it current atomically."""
         version = _next_version(self.path)
         staging = self.path / f".tmp-{uuid.uuid4().hex}"
         staging.mkdir()
         try:
-            write_jsonl(
-                staging / "documents.jsonl",
-                (
-                    {
-                        "id": r.document.id,
-                        "source": r.document.source,
-                        "headlines": list(r.document.headlines),
-                        **({"name": r.document.name} if r.document.name else {}),
-                        **({"pages": [asdict(p) for p in r.document.pages]} if r.document.pages else {}),
-                        "added_at": r.added_at,
-                        **({"updated": True} if r.updated else {}),
-                        "chunk_ids": list(r.chunk_ids),
-                        "text": r.document.text,
-                    }
-                    for r in snapshot.documents.values()
-                ),
-            )
-            write_jsonl(
-                staging / "chunks.jsonl",
-                ({"key": int(key), **chunk.to_dict(), "tokens": tokens} for chunk, key, tokens in zip(snapshot.chunks, snapshot.keys, snapshot.tokens)),
-            )
-            snapshot.vectors.save(staging / "vectors.faiss")
-            fsync_path(staging / "vectors.faiss")
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "version": version,
@@ -262,13 +259,14 @@ class Index:
                 "settings": self.settings.index_fingerprint(),
                 "embedding": {"model_id": self.embeddings.model_id, "dimension": self.embeddings.dimension},
                 "chunking": {"chunk_size": self.settings.chunk_size, "chunk_overlap": self.settings.chunk_overlap},
-                "next_key": snapshot.next_key,
-                "counts": {"documents": len(snapshot.documents), "chunks": len(snapshot.chunks)},
-                "documents": {
-                    doc_id: {"source": r.document.source, "chunks": len(r.chunk_ids), "added_at": r.added_at}
-                    for doc_id, r in snapshot.documents.items()
+                "next_key": next_key,
+                "counts": {
+                    "documents": sum(int(p.live_documents.sum()) for p in parts),
+                    "chunks": sum(p.live for p in parts),
                 },
-                "files": {name: sha256_file(staging / name) for name in _DATA_FILES},
+                "segments": [
+                    {"name": p.segment.name, "sha256": p.segment.digest, "removed": sorted(p.removed)} for p in parts
+                ],
             }
             write_text(staging / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
             fsync_path(staging)
@@ -283,39 +281,64 @@ class Index:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         with self._swap_lock:
-            self._snapshot = replace(snapshot, version=version)
+            self._snapshot = Snapshot(version, tuple(parts), next_key, self.embeddings.dimension)
             self._pointer = _read_pointer(self.path)
         self._fresh = False
-        _remove_stale_versions(self.path, keep=final.name)
+        _remove_stale(self.path, final.name, {p.segment.name for p in parts})
+
+    def _convert(self) -> None:
+        """Convert a format-1 index into segments (once: the first open after an upgrade)."""
+        try:
+            with self._writing():
+                pointer, found = _read_current(self.path, lambda d, m: (d, m))
+                version_dir, manifest = found
+                if manifest["format_version"] != 1:  # another process converted it first
+                    self._pointer, self._snapshot = pointer, _load_snapshot(self.path, manifest)
+                    return
+                log.warning(
+                    "converting the index at %s (%d chunks) from format 1 to format %d; this happens once",
+                    self.path, manifest["counts"]["chunks"], FORMAT_VERSION,
+                )
+                staged: list[Path] = []
+                try:
+                    segment = self._write_segment(legacy.convert(version_dir, self.embeddings.dimension), staged)
+                    self._publish([Part(segment)], manifest["next_key"])
+                finally:
+                    for directory in staged:
+                        shutil.rmtree(directory, ignore_errors=True)
+        except OSError as error:
+            raise IndexStoreError(
+                f"the index at {self.path} is in an older format and cannot be converted in place "
+                f"({error.strerror or error}); make the folder writable, or rebuild it with `rag index`"
+            ) from error
 
 
-def _apply(snapshot: Snapshot, change: Change) -> Snapshot:
-    """``snapshot`` less the documents ``change.remove`` and with ``change.add``, on copies of its stores."""
-    gone = change.remove
-    keep = [row for row, chunk in enumerate(snapshot.chunks) if chunk.doc_id not in gone]
-    gone_keys = np.array([key for key, c in zip(snapshot.keys, snapshot.chunks) if c.doc_id in gone], dtype=np.int64)
-    records = {doc_id: record for doc_id, record in snapshot.documents.items() if doc_id not in gone}
-    chunks = [snapshot.chunks[row] for row in keep]
-    keys = [snapshot.keys[keep] if keep else np.zeros(0, dtype=np.int64)]
-    tokens = [snapshot.tokens[row] for row in keep]
-    vectors, lexical = snapshot.vectors.copy(), snapshot.lexical.copy()
-    if len(gone_keys):
-        vectors.remove(gone_keys)
-        lexical.remove(gone_keys)
-    next_key = snapshot.next_key
-    for addition in change.add:
-        added = np.arange(next_key, next_key + len(addition.chunks), dtype=np.int64)
-        next_key += len(added)
-        records[addition.document.id] = DocumentRecord(
-            addition.document, _now(), tuple(c.id for c in addition.chunks), addition.updated
-        )
-        chunks.extend(addition.chunks)
-        keys.append(added)
-        tokens.extend(addition.tokens)
-        if len(added):
-            vectors.add(added, addition.vectors)
-            lexical.add(added, addition.tokens)
-    return Snapshot.assemble(snapshot.version, records, chunks, np.concatenate(keys), tokens, vectors, lexical, next_key)
+def _empty(dimension: int) -> Snapshot:
+    return Snapshot(0, (), 0, dimension)
+
+
+def _live(parts: list[Part]):
+    return [(p.segment, p.live_documents, p.live_rows) for p in parts]
+
+
+def _load_snapshot(path: Path, manifest: dict[str, Any], known: dict[str, Segment] | None = None) -> Snapshot | None:
+    """The version ``manifest`` describes (None for format 1), reusing the already opened ``known`` segments."""
+    if manifest["format_version"] == 1:
+        return None
+    known = known or {}
+    parts = []
+    for entry in manifest["segments"]:
+        segment = known.get(entry["name"])
+        if segment is None or segment.digest != entry["sha256"]:
+            try:
+                segment = Segment(path / _SEGMENTS / entry["name"], entry["sha256"])
+            except SegmentError as error:
+                raise IndexCorruptError(f"{error}; rebuild it with `rag index` (index directory: {path})") from error
+        parts.append(Part(segment, frozenset(entry["removed"])))
+    snapshot = Snapshot(manifest["version"], tuple(parts), manifest["next_key"], manifest["embedding"]["dimension"])
+    if len(snapshot.chunks) != manifest["counts"]["chunks"] or len(snapshot.documents) != manifest["counts"]["documents"]:
+        raise IndexCorruptError(f"{path}: the segments do not hold what the manifest counts; rebuild it with `rag index`")
+    return snapshot
 
 
 def _read_pointer(path: Path) -> bytes | None:
@@ -333,24 +356,32 @@ def _next_version(path: Path) -> int:
     return max((int(p.name[1:]) for p in path.glob("v[0-9]*") if p.name[1:].isdigit()), default=0) + 1
 
 
-def _remove_stale_versions(path: Path, keep: str) -> None:
+def _remove_stale(path: Path, keep: str, segments: set[str]) -> None:
+    """Delete the other versions, what interrupted writes left, and the segments ``keep`` does not list.
+
+    Readers still holding a deleted segment keep reading it: they hold its files open or mapped."""
     for entry in path.iterdir():
         if entry.is_dir() and entry.name != keep and (entry.name.startswith(".tmp-") or entry.name[1:].isdigit()):
             shutil.rmtree(entry, ignore_errors=True)
+    if (path / _SEGMENTS).is_dir():
+        for entry in (path / _SEGMENTS).iterdir():
+            if entry.name not in segments:
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _read_current(path: Path, load: Callable[[Path, dict[str, Any]], _T]) -> tuple[bytes | None, _T]:
     """``load(version_dir, manifest)`` of the verified current version, with the CURRENT it was named by.
 
-    A writer deletes the previous version right after replacing CURRENT, so a reader that read CURRENT
-    just before can find that version's files gone: not damage, a reason to read CURRENT again."""
+    A writer deletes the previous version (and segments no longer listed) right after replacing CURRENT,
+    so a reader that read CURRENT just before can find its files gone: not damage, a reason to read
+    CURRENT again."""
     attempts = _READ_ATTEMPTS
     while True:
         pointer = _read_pointer(path)
         try:
             version_dir, manifest = _verify(path, pointer)
             return pointer, load(version_dir, manifest)
-        except (OSError, RuntimeError):  # IndexStoreError, and faiss failing to open a deleted file, are RuntimeErrors
+        except (OSError, RuntimeError):  # IndexStoreError, and a file deleted under the reader
             attempts -= 1
             if not attempts or _read_pointer(path) == pointer:
                 raise
@@ -373,12 +404,10 @@ def _verify(path: Path, pointer: bytes | None) -> tuple[Path, dict[str, Any]]:
             f"{manifest_path} is missing or does not match the checksum in {current} (either may be damaged); {rebuild}"
         )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in (1, FORMAT_VERSION):
         raise IndexMismatchError(path, {"format_version": (manifest.get("format_version"), FORMAT_VERSION)})
-    for name, expected in manifest["files"].items():
-        file = version_dir / name
-        if not file.is_file() or sha256_file(file) != expected:
-            raise IndexCorruptError(f"{file} is missing or damaged (checksum mismatch); {rebuild}")
+    if manifest["format_version"] == 1 and (damaged := legacy.verify(version_dir, manifest)):
+        raise IndexCorruptError(f"{damaged} is missing or damaged (checksum mismatch); {rebuild}")
     return version_dir, manifest
 
 
@@ -388,34 +417,15 @@ def read_manifest(path: Path) -> tuple[dict[str, Any], Path]:
 
 
 def read_documents(path: Path) -> list[Document]:
-    """The documents stored in an index, whatever settings it was built with (for rebuilds)."""
+    """The documents stored in an index, whatever settings (or format) it was built with (for rebuilds)."""
 
     def load(version_dir: Path, manifest: dict[str, Any]) -> list[Document]:
+        snapshot = _load_snapshot(Path(path), manifest)
+        if snapshot is None:
+            return legacy.read_documents(version_dir)
         return [
-            Document(row["id"], row["source"], row["text"], tuple(row["headlines"]), row.get("name", ""), row.get("pages", ()))
-            for row in read_jsonl(version_dir / "documents.jsonl")
+            Document(d.id, d.source, d.text, d.headlines, d.name, d.pages)
+            for d in (record.document for record in snapshot.documents.values())
         ]
 
     return _read_current(Path(path), load)[1]
-
-
-def _load_snapshot(version_dir: Path, manifest: dict[str, Any]) -> Snapshot:
-    documents: dict[str, DocumentRecord] = {}
-    for row in read_jsonl(version_dir / "documents.jsonl"):
-        document = Document(
-            row["id"], row["source"], row["text"], tuple(row["headlines"]), row.get("name", ""), row.get("pages", ())
-        )
-        updated = row.get("updated", False)  # absent in versions written before it was recorded
-        documents[document.id] = DocumentRecord(document, row["added_at"], tuple(row["chunk_ids"]), updated)
-    chunks, keys, tokens = [], [], []
-    for row in read_jsonl(version_dir / "chunks.jsonl"):
-        keys.append(row.pop("key"))
-        tokens.append(row.pop("tokens"))
-        chunks.append(Chunk(**row))
-    vectors = FaissVectorStore.load(version_dir / "vectors.faiss")
-    if len(vectors) != len(chunks):
-        raise IndexCorruptError(f"{version_dir}: {len(vectors)} vectors for {len(chunks)} chunks; rebuild it with `rag index`")
-    return Snapshot.assemble(
-        manifest["version"], documents, chunks, keys, tokens, vectors, BM25(tokens, keys), manifest["next_key"]
-    )
-

@@ -1,17 +1,14 @@
-"""The local backend's dense vectors: FAISS, saved with ``faiss.write_index`` inside a version directory."""
+"""Dense vectors in one in-memory FAISS index (the naive evaluation baseline's; the local backend searches
+its segments' vectors with the same kernel, rag.store.view)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import faiss
 import numpy as np
 
 
 class FaissVectorStore:
-    """Exact inner-product search (``IndexFlatIP``) with explicit int64 keys: a :class:`~rag.store.backend.VectorStore`.
-
-    ``copy``, ``save`` and ``load`` are this backend's own (it publishes whole versions)."""
+    """Exact inner-product search (``IndexFlatIP``) with explicit int64 keys: a :class:`~rag.store.backend.VectorStore`."""
 
     def __init__(self, dimension: int, index: faiss.Index | None = None) -> None:
         self.dimension = dimension
@@ -39,14 +36,3 @@ class FaissVectorStore:
         scores, keys = self._index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k)
         found = keys[0] >= 0
         return keys[0][found], scores[0][found]
-
-    def copy(self) -> "FaissVectorStore":
-        return FaissVectorStore(self.dimension, faiss.clone_index(self._index))
-
-    def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
-
-    @classmethod
-    def load(cls, path: Path) -> "FaissVectorStore":
-        index = faiss.read_index(str(path))
-        return cls(index.d, index)
