@@ -138,7 +138,10 @@ def run_rag(index_dir: Path, args: list[str], aim: Aim | None = None) -> Run:
     before = _pointer(index_dir)
     old = before.split()[0].decode()
     command = [sys.executable, "-m", "rag", *args, "--index-dir", str(index_dir)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Every run embeds as a first add does: with the embedding cache, the re-runs after a kill would skip
+    # the embedding phase that the reference run timed (and the kills aimed into it would land later).
+    environment = {**os.environ, "RAG_EMBEDDING_CACHE_MB": "0"}
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     start = time.monotonic()
     events: dict[str, float] = {"start": 0.0}
     stderr: list[bytes] = []
