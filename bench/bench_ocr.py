@@ -270,7 +270,7 @@ def main() -> None:
     parser.add_argument("--qa", action="store_true", help="retrieval and answers on the seed QA set over OCR'd seeds")
     parser.add_argument("--damaged", action="store_true", help="--qa: OCR the damaged renders")
     parser.add_argument("--cache", help="--qa: keep the OCR lines here, so that a rerun skips the OCR")
-    parser.add_argument("--tesseract-languages", default=TESSERACT_LANGUAGES, help="e.g. chi_tra for traditional pages")
+    parser.add_argument("--tesseract-languages", default="chi_sim+chi_tra", help="e.g. chi_tra for traditional pages")
     args = parser.parse_args()
     global TESSERACT_LANGUAGES
     TESSERACT_LANGUAGES = args.tesseract_languages

@@ -283,13 +283,14 @@ def test_ocr_reports_pages_done_and_stops_when_cancelled(strip_page):
     import threading
 
     from rag.ingest import load_bytes
-    from rag.ingest.ocr import OcrCancelled
+    from rag.ingest.ocr import OcrCancelled, OcrOptions
     from rag.progress import cancellable, observe
 
     three = pr.multipage_tiff([strip_page] * 3)
     steps = []
+    quick = OcrOptions(nice=0, page_seconds=3600)  # on a busy test machine a lower-priority OCR may wait long
     with observe(steps.append):
-        load_bytes(three, "three.tiff")
+        load_bytes(three, "three.tiff", ocr=quick)
     assert [(s.stage, s.done, s.total) for s in steps] == [("ocr", 0, 3), ("ocr", 1, 3), ("ocr", 2, 3), ("ocr", 3, 3)]
 
     cancel = threading.Event()
@@ -301,7 +302,7 @@ def test_ocr_reports_pages_done_and_stops_when_cancelled(strip_page):
             cancel.set()  # as the page's cancel button does, from another thread
 
     with observe(after_first_page), cancellable(cancel), pytest.raises(OcrCancelled):
-        load_bytes(three, "three.tiff")
+        load_bytes(three, "three.tiff", ocr=quick)
     assert seen == [0, 1]
 
 
@@ -312,7 +313,8 @@ def test_cancelled_upload_leaves_the_index_and_uploads_folder_unchanged(strip_pa
     from rag.settings import Settings
     from rag.web.uploads import CANCELLED, UploadResult, add_upload_steps
 
-    knowledge = KnowledgeBase.open(Settings(index_dir=writable_index_dir), build_if_missing=False)
+    settings = Settings(index_dir=writable_index_dir, ocr_nice=0, ocr_page_seconds=3600)
+    knowledge = KnowledgeBase.open(settings, build_if_missing=False)
     before = [r.document.id for r in knowledge.documents]
     scan = tmp_path / "scan.tiff"
     scan.write_bytes(pr.multipage_tiff([strip_page] * 2))
@@ -320,7 +322,7 @@ def test_cancelled_upload_leaves_the_index_and_uploads_folder_unchanged(strip_pa
     cancel.set()
     *steps, result = add_upload_steps(knowledge, scan, "扫描.tiff", cancel)
     assert isinstance(result, UploadResult) and not result.ok and result.message == CANCELLED
-    assert [r.document.id for r in KnowledgeBase.open(Settings(index_dir=writable_index_dir), build_if_missing=False).documents] == before
+    assert [r.document.id for r in KnowledgeBase.open(settings, build_if_missing=False).documents] == before
     assert not list((knowledge.path / UPLOADS_DIR).glob("*.tiff"))
 
     *steps, result = add_upload_steps(knowledge, scan, "扫描.tiff", threading.Event(), interval=0.05)
