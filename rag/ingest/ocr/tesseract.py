@@ -7,6 +7,7 @@ import io
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 
 from PIL.Image import Image
@@ -29,29 +30,31 @@ class TesseractEngine:
 
     def recognize(self, image: Image, budget: Budget | None = None) -> list[TextBox]:
         budget = budget or Budget()
-        png = io.BytesIO()
-        image.convert("L").save(png, "PNG")
         dpi = int(image.info.get("dpi", (200, 200))[0] or 200)
-        process = subprocess.Popen(
-            [self.executable, "stdin", "stdout", "-l", self.languages, "--psm", "3", "--dpi", str(dpi), "tsv"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin:/bin"},  # one page per process; threads only contend
-        )
-        data: bytes | None = png.getvalue()
-        started = time.monotonic()
-        while True:  # short waits, so that the page's time limit and a cancel are seen
+        # From a file, not stdin: a pipe would have to be fed while waiting in short steps.
+        with tempfile.NamedTemporaryFile(suffix=".png") as png:
+            image.convert("L").save(png, "PNG")
+            png.flush()
+            process = subprocess.Popen(
+                [self.executable, png.name, "stdout", "-l", self.languages, "--psm", "3", "--dpi", str(dpi), "tsv"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin:/bin"},  # one page per process; threads only contend
+            )
+            started = time.monotonic()
             try:
-                out, err = process.communicate(data, timeout=0.25)
-                break
-            except subprocess.TimeoutExpired:
-                data = None  # written already
-                if time.monotonic() - started > self.timeout or budget.stopped():
-                    process.kill()
-                    process.communicate()
-                    budget.check()
-                    raise OcrTimeout(self.timeout)
+                while True:  # short waits, so that the page's time limit and a cancel are seen
+                    try:
+                        out, err = process.communicate(timeout=0.25)
+                        break
+                    except subprocess.TimeoutExpired:
+                        if time.monotonic() - started > self.timeout or budget.stopped():
+                            budget.check()
+                            raise OcrTimeout(self.timeout) from None
+            except BaseException:  # over time, cancelled, Ctrl-C: the process goes too
+                process.kill()
+                process.communicate()
+                raise
         if process.returncode:
             raise RuntimeError(f"tesseract failed: {err.decode(errors='replace')[-300:]}")
         return _lines(out.decode("utf-8", errors="replace"))
