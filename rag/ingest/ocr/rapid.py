@@ -86,17 +86,17 @@ class RapidEngine:
 
     def _gather(self, budget: Budget, futures: list) -> list:
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_EXCEPTION)
-            if any(f.exception() for f in done):
-                break
-            try:
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_EXCEPTION)
+                if any(f.exception() for f in done):
+                    break
                 budget.check()
-            except BaseException:  # over time, cancelled, or Ctrl-C: the queued lines are dropped
-                budget.stop()
-                for future in pending:
-                    future.cancel()
-                raise
+        except BaseException:  # over time, cancelled, or Ctrl-C: the queued lines are dropped
+            budget.stop()
+            for future in pending:
+                future.cancel()
+            raise
         return [future.result() for future in futures]
 
     def recognize(self, image: Image, budget: Budget | None = None) -> list[TextBox]:
