@@ -8,7 +8,7 @@ RapidOCR's own call is used piecewise, for speed and for accuracy on large pages
 - detection runs on the page scaled to at most ``DET_MAX_SIDE`` pixels (RapidOCR's default), but the lines are
   cut for recognition from the full-resolution page — RapidOCR cuts them from the scaled one, which leaves a
   10-point body line of an A3 page at 200 dpi 17 pixels high, too few for dense traditional glyphs;
-- lines are recognised one per call (batches of 6 cost 1.6× the CPU per line here: padded, cache-unfriendly),
+- lines are recognised one per call (batches of 4–8, RapidOCR uses 6, cost 1.3–1.6× the CPU per line here),
   each session single-threaded, by ``threads`` worker threads at a lower scheduling priority (``nice``), so that an OCR
   upload uses the cores without keeping the chat's answers waiting;
 - the page's :class:`~.engine.Budget` is checked between lines: a page over its time limit, or a cancelled
