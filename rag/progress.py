@@ -9,6 +9,10 @@ and two builds in different threads do not see each other's steps.
 with observe(print):          # Step(stage='embedding', done=64, total=180, unit='passage'), …
     KnowledgeBase.open(settings)
 ```
+
+Long steps can also be cancelled from another thread (the page's cancel button): :func:`cancellable` puts a
+``threading.Event`` in the context, and the steps that can stop part-way (OCR, page by page and line by line)
+read it with :func:`cancel_event` and raise when it is set.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from threading import Event
 
-__all__ = ["Bar", "Step", "bar", "observe"]
+__all__ = ["Bar", "Step", "bar", "cancel_event", "cancellable", "observe"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,22 @@ class Step:
 
 Observer = Callable[[Step], None]
 _observers: ContextVar[tuple[Observer, ...]] = ContextVar("rag_progress_observers", default=())
+_cancel: ContextVar[Event | None] = ContextVar("rag_progress_cancel", default=None)
+
+
+@contextmanager
+def cancellable(event: Event) -> Iterator[Event]:
+    """Steps run in this block stop (raising) once ``event`` is set."""
+    token = _cancel.set(event)
+    try:
+        yield event
+    finally:
+        _cancel.reset(token)
+
+
+def cancel_event() -> Event | None:
+    """The cancel event of the current context, if any."""
+    return _cancel.get()
 
 
 @contextmanager

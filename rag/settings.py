@@ -95,6 +95,15 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Largest page image in megapixels (an A2 sheet at 300 dpi is 35); larger ones are refused."
     )
     ocr_pdf_dpi: int = Field(200, ge=72, le=600, description="Resolution scanned PDF pages are rendered at for OCR.")
+    ocr_page_seconds: float = Field(
+        120.0, gt=0, description="Most seconds of OCR per page (an A3 page takes ~10 s on 2 cores); a slower file is refused."
+    )
+    ocr_threads: int = Field(
+        2, ge=1, le=64, description="Worker threads of RapidOCR (at lower priority than the server's other work)."
+    )
+    ocr_nice: int = Field(
+        5, ge=0, le=19, description="How much lower the OCR threads' scheduling priority is (Linux), so answers come first."
+    )
 
     # --- embeddings -------------------------------------------------------------------
     embedding_model: str = Field(
@@ -246,6 +255,9 @@ class Settings(BaseSettings):
             max_pages=self.ocr_max_pages,
             max_pixels=int(self.ocr_max_megapixels * 1_000_000),
             pdf_dpi=self.ocr_pdf_dpi,
+            page_seconds=self.ocr_page_seconds,
+            threads=self.ocr_threads,
+            nice=self.ocr_nice,
         )
 
     def index_fingerprint(self) -> dict[str, Any]:

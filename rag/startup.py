@@ -36,7 +36,7 @@ __all__ = ["NotReadyError", "Startup", "Status"]
 log = logging.getLogger(__name__)
 
 #: What each stage of a build counts, for the page.
-_STAGES = {"chunking": ("切分文档", "篇"), "embedding": ("编码段落", "段")}
+_STAGES = {"chunking": ("切分文档", "篇"), "embedding": ("编码段落", "段"), "ocr": ("文字识别", "页")}
 
 
 @dataclass(frozen=True)

@@ -262,3 +262,79 @@ def test_citation_of_a_scanned_page_shows_a_crop_with_the_sentence_highlighted(s
 
     scan_module._page_image.cache_clear()
     assert "data:image" not in sources_html(Answer("问题", "回答[1]", False, [citation]), turn=1)
+
+
+# ---------------------------------------------------------------------------- time limit, progress and cancel
+def test_a_page_over_its_time_limit_stops_the_engine_with_a_clear_message(strip_page):
+    import time
+
+    from rag.ingest import IngestError, load_bytes
+    from rag.ingest.ocr import Budget, OcrOptions, OcrTimeout, get_engine
+
+    with pytest.raises(OcrTimeout):  # the engine itself, mid-page: the budget is checked as it works
+        get_engine("rapidocr").recognize(strip_page.image, Budget(time.monotonic(), 5.0))
+    with pytest.raises(IngestError) as caught:
+        load_bytes(pr.image_bytes(strip_page), "slow.png", ocr=OcrOptions(page_seconds=1e-9))
+    assert caught.value.code == "ocr_timeout" and "第 1 页" in caught.value.message_zh
+    assert "RAG_OCR_PAGE_SECONDS" in caught.value.message_zh
+
+
+def test_ocr_reports_pages_done_and_stops_when_cancelled(strip_page):
+    import threading
+
+    from rag.ingest import load_bytes
+    from rag.ingest.ocr import OcrCancelled, OcrOptions
+    from rag.progress import cancellable, observe
+
+    three = pr.multipage_tiff([strip_page] * 3)
+    steps = []
+    quick = OcrOptions(nice=0, page_seconds=3600)  # on a busy test machine a lower-priority OCR may wait long
+    with observe(steps.append):
+        load_bytes(three, "three.tiff", ocr=quick)
+    assert [(s.stage, s.done, s.total) for s in steps] == [("ocr", 0, 3), ("ocr", 1, 3), ("ocr", 2, 3), ("ocr", 3, 3)]
+
+    cancel = threading.Event()
+    seen = []
+
+    def after_first_page(step):
+        seen.append(step.done)
+        if step.done == 1:
+            cancel.set()  # as the page's cancel button does, from another thread
+
+    with observe(after_first_page), cancellable(cancel), pytest.raises(OcrCancelled):
+        load_bytes(three, "three.tiff", ocr=quick)
+    assert seen == [0, 1]
+
+
+def test_cancelled_upload_leaves_the_index_and_uploads_folder_unchanged(strip_page, writable_index_dir, tmp_path):
+    import threading
+
+    from rag.knowledge import UPLOADS_DIR, KnowledgeBase
+    from rag.settings import Settings
+    from rag.web.uploads import CANCELLED, UploadResult, add_upload_steps
+
+    settings = Settings(index_dir=writable_index_dir, ocr_nice=0, ocr_page_seconds=3600)
+    knowledge = KnowledgeBase.open(settings, build_if_missing=False)
+    before = [r.document.id for r in knowledge.documents]
+    scan = tmp_path / "scan.tiff"
+    scan.write_bytes(pr.multipage_tiff([strip_page] * 2))
+    cancel = threading.Event()
+    cancel.set()
+    *steps, result = add_upload_steps(knowledge, scan, "扫描.tiff", cancel)
+    assert isinstance(result, UploadResult) and not result.ok and result.message == CANCELLED
+    assert [r.document.id for r in KnowledgeBase.open(settings, build_if_missing=False).documents] == before
+    assert not list((knowledge.path / UPLOADS_DIR).glob("*.tiff"))
+
+    *steps, result = add_upload_steps(knowledge, scan, "扫描.tiff", threading.Event(), interval=0.05)
+    assert result.ok and result.doc_id and all(s.stage == "ocr" and s.total == 2 for s in steps)
+
+
+def test_traditional_pages_get_their_script_and_centred_punctuation_back():
+    from rag.ingest.ocr.script import repair
+
+    # What PP-OCRv4 reads on a traditional page: simplified forms, 丶 for 、, · and ° for 。, ’ for ，.
+    read = ["國務院總理李强3月13日在北京調研丶考察·", "黑龍江擁有2981公里的邊境线’對外開放°", "氣溫30°"]
+    assert repair(read) == ["國務院總理李強3月13日在北京調研、考察。", "黑龍江擁有2981公里的邊境線，對外開放。", "氣溫30°"]
+    # A simplified page keeps its script, its quotes and its interpuncts; only the radical 丶 is never text.
+    simplified = ["国务院总理李强在北京调研丶考察", "他说‘很好’，约翰·史密斯"]
+    assert repair(simplified) == ["国务院总理李强在北京调研、考察", "他说‘很好’，约翰·史密斯"]

@@ -23,6 +23,7 @@ IngestProblem = Literal[
     "too_many_pages",
     "ocr_no_text",
     "ocr_missing",
+    "ocr_timeout",
 ]
 
 #: What the page says for each problem; ``{…}`` fields come from the error's details.
@@ -44,6 +45,7 @@ MESSAGES_ZH: dict[str, str] = {
     "too_many_pixels": "图片过大（{pixels} 像素），上限为 {limit:g} 百万像素",
     "too_many_pages": "需要文字识别的页数过多（{pages} 页），每个文件上限为 {limit} 页",
     "ocr_no_text": "文字识别（OCR）没有在图片或扫描页中找到文字",
+    "ocr_timeout": "第 {page} 页的文字识别超过了每页 {limit:g} 秒的上限，已停止（可调整 RAG_OCR_PAGE_SECONDS）",
     "ocr_missing": "无法识别图片和扫描件中的文字：没有安装文字识别（OCR）组件，请运行 pip install \"rag-news-zh[ocr]\"",
 }
 

@@ -37,7 +37,7 @@ from rag.web.login import READ_ONLY_MESSAGE, LoginGuard, PageLogin
 from rag.web.library import COLUMNS, delete_document, document_choices, document_rows, rebuild
 from rag.web.render import CLICK_JS, CSS, Turn, conversation_html
 from rag.web.status import STATUS_CSS, status_html, status_json
-from rag.web.uploads import UPLOAD_TYPES, UploadResult, add_upload, uploaded_files
+from rag.web.uploads import CANCELLED, UPLOAD_TYPES, UploadResult, add_upload_steps, uploaded_files
 
 __all__ = [
     "ERROR_MESSAGE",
@@ -229,6 +229,8 @@ def build_app(source: Assistant | Startup) -> gr.Blocks:
         if not login.can_write(request):
             raise InputError(READ_ONLY_MESSAGE)
 
+    running: dict[str, threading.Event] = {}  # the cancel event of each browser session's upload in progress
+
     def upload(
         files: list | None, kb: str | None, request: gr.Request, progress: gr.Progress = gr.Progress()
     ) -> Iterator[tuple]:
@@ -240,17 +242,44 @@ def build_app(source: Assistant | Startup) -> gr.Blocks:
         except InputError as error:
             yield [], uploads, *library_view(kb), str(error), None
             return
+        cancel = threading.Event()
+        session = getattr(request, "session_hash", None) or ""
+        running[session] = cancel
         results: list[UploadResult] = []
-        for i, (path, name) in enumerate(items):
-            uploads[i][1] = "索引中…"
-            progress((i, len(items)), desc=f"正在索引 {name}")
-            yield status_rows(uploads), uploads, *library_view(kb), gr.update(), gr.update()
-            result = add_upload(knowledge, path, name)
-            results.append(result)
-            uploads[i][1:] = ["✓ 完成" if result.ok else "✗ 失败", result.message, result.doc_id]
+        try:
+            for i, (path, name) in enumerate(items):
+                if cancel.is_set():  # the files after a cancel are not read at all
+                    uploads[i][1:3] = ["已取消", CANCELLED]
+                    continue
+                uploads[i][1] = "索引中…"
+                progress((i, len(items)), desc=f"正在索引 {name}")
+                yield status_rows(uploads), uploads, *library_view(kb), gr.update(), gr.update()
+                for step in add_upload_steps(knowledge, path, name, cancel):
+                    if isinstance(step, UploadResult):
+                        results.append(step)
+                        state = "已取消" if step.message == CANCELLED else "✓ 完成" if step.ok else "✗ 失败"
+                        uploads[i][1:] = [state, step.message, step.doc_id]
+                        break
+                    # Scanned pages: the indicator shows this file's pages done / total.
+                    uploads[i][1] = f"文字识别 {step.done}/{step.total} 页"
+                    progress((step.done, step.total), desc=f"正在识别 {name}（第 {i + 1}/{len(items)} 个文件）", unit="页")
+                    yield status_rows(uploads), uploads, *library_view(kb), gr.update(), gr.update()
+        finally:
+            running.pop(session, None)
         failed = sum(not r.ok for r in results)
         summary = f"上传完成：{len(results) - failed} 个成功" + (f"，{failed} 个失败" if failed else "")
-        yield status_rows(uploads), uploads, *library_view(kb), summary, None  # the status table now lists the files
+        if cancel.is_set():
+            summary = f"上传已取消：{sum(r.ok for r in results)} 个文件已加入，其余未加入知识库"
+        # the status table now lists the files
+        yield status_rows(uploads), uploads, *library_view(kb), summary, None
+
+    def cancel_upload(request: gr.Request) -> str:
+        """Stop this visitor's upload in progress: the file being read is not added, nor any after it."""
+        event = running.get(getattr(request, "session_hash", None) or "")
+        if event is None:
+            return "没有正在进行的上传"
+        event.set()
+        return "正在取消上传…"
 
     def confirm_delete(doc_id: str | None, kb: str | None, request: gr.Request) -> tuple:
         """The first click only asks: which document, and that it cannot be undone."""
@@ -409,6 +438,8 @@ def build_app(source: Assistant | Startup) -> gr.Blocks:
                 elem_id="upload",
             )
             upload_rows = gr.Dataframe(headers=UPLOAD_COLUMNS, interactive=False, wrap=True, elem_id="upload-status")
+            # Always there (the upload's outputs stay as API clients know them); it stops this visitor's upload.
+            cancel_upload_button = gr.Button("取消上传", size="sm", elem_id="upload-cancel")
             with gr.Row():
                 selected = gr.Dropdown(choices=[], label="选择文档", scale=4, elem_id="doc-select")
                 delete_button = gr.Button("删除文档", variant="stop", scale=1, elem_id="delete")
@@ -443,6 +474,8 @@ def build_app(source: Assistant | Startup) -> gr.Blocks:
             preprocess=False,  # to see each file's own name (see uploaded_files)
             **writes,
         )
+        # Not queued behind the upload it stops (the library's writes run one at a time).
+        cancel_upload_button.click(cancel_upload, None, library_message, api_name="cancel_upload", concurrency_limit=None)
         delete_button.click(
             confirm_delete, [selected, kb], [confirm_group, confirm_text, library_message], api_name=False
         )

@@ -7,25 +7,36 @@ Each file is handled on its own, so one bad file gets its own message and does n
 others; a file that fails leaves the index as it was (the index publishes a new version only
 after a successful add) and leaves no copy in the uploads folder. A file uploaded again under the same
 name with other content replaces the earlier version (its saved copy too): the result says “已更新”.
+
+:func:`add_upload_steps` runs one file's add in a worker thread and passes on its OCR progress (pages
+done/total) for the page's upload indicator; setting its cancel event stops the OCR within a line's
+recognition, and the file is then not added (the index is unchanged).
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
+import queue
 import re
+import threading
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..ingest import IngestError, check_file
+from ..ingest.ocr import OcrCancelled
 from ..knowledge import UPLOADS_DIR, KnowledgeBase
+from ..progress import Step, cancellable, observe
 
 log = logging.getLogger(__name__)
 
 #: Types offered in the upload dialog (the loader reads a few aliases too, e.g. .htm, .markdown).
 UPLOAD_TYPES = (".txt", ".md", ".html", ".pdf", ".docx", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
+CANCELLED = "已取消，未加入知识库"
 _UNSAFE = re.compile(r"[^\w\-]+", re.UNICODE)
 _MAX_STEM = 60
 
@@ -98,6 +109,10 @@ def add_upload(knowledge: KnowledgeBase, path: str | Path, name: str | None = No
     target.write_bytes(data)
     try:
         report = knowledge.add_bytes(data, f"{UPLOADS_DIR}/{stored}", display_name(name))
+    except OcrCancelled:
+        if not existed:
+            target.unlink(missing_ok=True)
+        return UploadResult(name, False, CANCELLED)
     except Exception:  # an indexing failure (embeddings, disk): the index keeps its previous version
         log.exception("indexing upload %s failed", stored)
         report = None
@@ -113,3 +128,33 @@ def add_upload(knowledge: KnowledgeBase, path: str | Path, name: str | None = No
     doc_id = report.update.added[0]
     done = "已更新（替换了同名文件的旧版本，" if report.update.updated else "已添加（"
     return UploadResult(name, True, f"{done}{report.update.chunks_added} 个段落）", doc_id, report.update.chunks_added)
+
+
+def add_upload_steps(
+    knowledge: KnowledgeBase, path: str | Path, name: str, cancel: threading.Event, interval: float = 0.3
+) -> Iterator[Step | UploadResult]:
+    """:func:`add_upload` in a worker thread: yields its latest OCR :class:`Step` (at most every ``interval``
+    seconds, only when it moved), then the :class:`UploadResult`. ``cancel`` stops it (see module doc)."""
+    steps: queue.Queue[Step] = queue.Queue()
+    outcome: list[UploadResult] = []
+
+    def work() -> None:
+        with observe(lambda step: steps.put(step) if step.stage == "ocr" else None), cancellable(cancel):
+            try:
+                outcome.append(add_upload(knowledge, path, name))
+            except Exception:  # add_upload reports errors; this is a bug, logged, and the file is reported failed
+                log.exception("upload %s failed", name)
+                outcome.append(UploadResult(name, False, "建立索引时出错，知识库未改变"))
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="rag-upload", daemon=True)
+    worker.start()
+    shown: Step | None = None
+    while worker.is_alive():
+        worker.join(interval)
+        latest = shown
+        while not steps.empty():
+            latest = steps.get_nowait()
+        if latest is not None and latest != shown and worker.is_alive():
+            shown = latest
+            yield latest
+    yield outcome[0]

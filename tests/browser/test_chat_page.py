@@ -46,7 +46,8 @@ def app_url(seed_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     index_dir = tmp_path_factory.mktemp("browser") / "index"
     shutil.copytree(seed_index_dir, index_dir)
     log = tmp_path_factory.getbasetemp() / "app.log"
-    with app_process(env={"RAG_INDEX_DIR": str(index_dir)}, log=log, timeout=180) as app:
+    # OCR at the server's own priority: on a busy test machine a lower-priority OCR may wait long.
+    with app_process(env={"RAG_INDEX_DIR": str(index_dir), "RAG_OCR_NICE": "0"}, log=log, timeout=180) as app:
         yield app.url
 
 
@@ -144,3 +145,25 @@ def test_ask_follow_citation_upload_and_delete(page, dialogs, tmp_path):
     expect(turn).not_to_contain_text("四十二米")
 
     assert dialogs == []
+
+
+def test_scanned_upload_shows_pages_done_and_can_be_cancelled(page, tmp_path):
+    """A four-page scan: the upload table counts the pages OCR'd; 取消上传 stops it and nothing is added."""
+    from playwright.sync_api import expect
+
+    import page_render as pr
+
+    if pr.MISSING_FONTS:
+        pytest.skip("needs Debian's CJK fonts (apt-get install fonts-noto-cjk fonts-wqy-microhei)")
+    path = tmp_path / "扫描版.tiff"
+    path.write_bytes(pr.multipage_tiff([pr.small_page()] * 4))
+    page.get_by_role("tab", name="知识库").click()
+    expect(page.locator("#documents")).to_contain_text(".txt")  # the list is filled
+    documents = page.locator("#documents").inner_text()
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    expect(page.locator("#upload-status")).to_contain_text("/4 页", timeout=120_000)  # e.g. 文字识别 1/4 页
+    shot(page, "upload-ocr-progress.png")
+    page.locator("#upload-cancel").click()
+    expect(page.locator("#upload-status")).to_contain_text("已取消", timeout=60_000)
+    expect(page.locator("#library-message")).to_contain_text("上传已取消")
+    assert page.locator("#documents").inner_text() == documents and "扫描版" not in documents  # unchanged

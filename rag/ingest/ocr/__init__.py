@@ -16,7 +16,7 @@ from typing import Literal
 from PIL.Image import Image
 
 from ...types import PageBox
-from .engine import OcrEngine, OcrUnavailable, TextBox
+from .engine import Budget, OcrCancelled, OcrEngine, OcrStopped, OcrTimeout, OcrUnavailable, TextBox
 from .layout import LayoutBlock, reading_order
 
 EngineName = Literal["rapidocr", "tesseract"]
@@ -31,6 +31,9 @@ class OcrOptions:
     max_pixels: int = 60_000_000  # per page image: an A2 sheet at 300 dpi is 35 Mpx
     pdf_dpi: int = 200  # scanned PDF pages are rendered at this resolution
     tesseract_languages: str = "chi_sim+chi_tra"
+    page_seconds: float = 120.0  # OCR time per page; over it the file is refused (an A3 page takes ~10 s)
+    threads: int = 2  # worker threads of the RapidOCR engine
+    nice: int = 5  # how much lower their scheduling priority is than the process's (0: the same)
 
 
 @dataclass
@@ -52,7 +55,9 @@ class PagedText:
 
 
 @lru_cache(maxsize=4)
-def get_engine(name: EngineName = "rapidocr", tesseract_languages: str = "chi_sim+chi_tra") -> OcrEngine:
+def get_engine(
+    name: EngineName = "rapidocr", tesseract_languages: str = "chi_sim+chi_tra", threads: int = 2, nice: int = 5
+) -> OcrEngine:
     """The named backend, loaded once per process (RapidOCR's sessions take ~1 s to build)."""
     if name == "tesseract":
         from .tesseract import TesseractEngine
@@ -60,7 +65,7 @@ def get_engine(name: EngineName = "rapidocr", tesseract_languages: str = "chi_si
         return TesseractEngine(tesseract_languages)
     from .rapid import RapidEngine
 
-    return RapidEngine()
+    return RapidEngine(threads, nice)
 
 
 def _edges(block: LayoutBlock) -> tuple[float, float]:
@@ -117,37 +122,56 @@ def write_page(result: PagedText, blocks: list[LayoutBlock], page: int, size: tu
 
 
 def ocr_pages(pages: Iterable[tuple[int, Image | str]], total: int, options: OcrOptions, source: str) -> PagedText:
-    """OCR ``(page number, image)`` pairs in order, with a progress bar on the terminal (pages done/total, ETA).
+    """OCR ``(page number, image)`` pairs in order, with a progress bar on the terminal (pages done/total, ETA)
+    and an ``"ocr"`` :class:`~rag.progress.Step` per page for observers (the page's upload indicator).
 
-    A ``(page number, text)`` pair is a page that has its own text (a PDF's text layer): kept as it is."""
+    A ``(page number, text)`` pair is a page that has its own text (a PDF's text layer): kept as it is.
+    Each page gets ``options.page_seconds``; over it the file is refused (``ocr_timeout``). A cancel
+    (:func:`rag.progress.cancellable`) raises :class:`OcrCancelled`."""
     from tqdm import tqdm
 
+    from ...progress import bar, cancel_event
     from ..errors import IngestError
 
     try:
-        engine = get_engine(options.engine, options.tesseract_languages) if total else None
+        engine = get_engine(options.engine, options.tesseract_languages, options.threads, options.nice) if total else None
     except OcrUnavailable as error:
         raise IngestError(source, "ocr_missing", str(error)) from error
     result = PagedText()
     name = source.replace("\\", "/").rsplit("/", 1)[-1]
-    with tqdm(total=total, desc=f"OCR {name}", unit="页", disable=None if total else True, leave=False) as bar:
+    cancel = cancel_event()
+    steps = bar("ocr", total, "page") if total else None
+    with tqdm(total=total, desc=f"OCR {name}", unit="页", disable=None if total else True, leave=False) as terminal:
         for page, content in pages:
             if isinstance(content, str):
                 result.gap()
                 result.add(content, page)
                 continue
             assert engine is not None
-            write_page(result, reading_order(engine.recognize(content)), page, content.size)
+            budget = Budget.starting_now(options.page_seconds, cancel)
+            try:
+                budget.check()  # cancelled between pages
+                lines = engine.recognize(content, budget)
+            except OcrTimeout as error:
+                raise IngestError(source, "ocr_timeout", f"page {page}: {error} (RAG_OCR_PAGE_SECONDS)", page=page,
+                                  limit=options.page_seconds) from error
+            write_page(result, reading_order(lines), page, content.size)
             result.ocr_pages += 1
-            bar.update(1)
+            terminal.update(1)
+            if steps is not None:
+                steps.update(1)
     result.text = result.text.rstrip("\n")
     return result
 
 
 __all__ = [
+    "Budget",
     "EngineName",
+    "OcrCancelled",
     "OcrEngine",
     "OcrOptions",
+    "OcrStopped",
+    "OcrTimeout",
     "OcrUnavailable",
     "PagedText",
     "TextBox",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from PIL.Image import Image
@@ -50,12 +53,64 @@ class OcrUnavailable(Exception):
         self.reason = reason
 
 
+class OcrStopped(Exception):
+    """A page's OCR was abandoned part-way (its time limit, or the user cancelled)."""
+
+
+class OcrTimeout(OcrStopped):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"OCR of the page took over {seconds:g} s")
+        self.seconds = seconds
+
+
+class OcrCancelled(OcrStopped):
+    def __init__(self) -> None:
+        super().__init__("OCR cancelled")
+
+
+@dataclass
+class Budget:
+    """When to give up on a page: past ``deadline`` (``time.monotonic()``), or once ``cancel`` is set.
+
+    Engines call :meth:`check` between pieces of work, so a page stops within one piece of its limit."""
+
+    deadline: float = math.inf
+    seconds: float = math.inf  # the limit the deadline comes from, for the message
+    cancel: threading.Event | None = None
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @classmethod
+    def starting_now(cls, seconds: float, cancel: threading.Event | None = None) -> "Budget":
+        return cls(time.monotonic() + seconds, seconds, cancel)
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise OcrCancelled()
+        if time.monotonic() > self.deadline:
+            raise OcrTimeout(self.seconds)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def stop(self) -> None:
+        """Abandon the page: work still queued for it is skipped."""
+        self._stop.set()
+
+    def stopped(self) -> bool:
+        try:
+            self.check()
+        except OcrStopped:
+            return True
+        return self._stop.is_set()
+
+
 class OcrEngine(Protocol):
-    """A backend: one page image in, its text lines out (in no particular order)."""
+    """A backend: one page image in, its text lines out (in no particular order); :class:`OcrStopped` when the
+    budget runs out or is cancelled."""
 
     name: str
 
-    def recognize(self, image: Image) -> list[TextBox]: ...
+    def recognize(self, image: Image, budget: Budget | None = None) -> list[TextBox]: ...
 
 
-__all__ = ["Box", "OcrEngine", "OcrUnavailable", "TextBox"]
+__all__ = ["Box", "Budget", "OcrCancelled", "OcrEngine", "OcrStopped", "OcrTimeout", "OcrUnavailable", "TextBox"]

@@ -7,10 +7,12 @@ import io
 import re
 import shutil
 import subprocess
+import tempfile
+import time
 
 from PIL.Image import Image
 
-from .engine import OcrUnavailable, TextBox
+from .engine import Budget, OcrTimeout, OcrUnavailable, TextBox
 
 _LATIN_END = re.compile(r"[A-Za-z0-9.,%]$")
 _LATIN_START = re.compile(r"^[A-Za-z0-9]")
@@ -19,29 +21,43 @@ _LATIN_START = re.compile(r"^[A-Za-z0-9]")
 class TesseractEngine:
     name = "tesseract"
 
-    def __init__(self, languages: str = "chi_sim+chi_tra", timeout: float = 120.0) -> None:
+    def __init__(self, languages: str = "chi_sim+chi_tra", timeout: float = 600.0) -> None:
         self.executable = shutil.which("tesseract")
         if self.executable is None:
             raise OcrUnavailable("tesseract", "the tesseract command is not installed (apt install tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-chi-tra)")
         self.languages = languages
         self.timeout = timeout
 
-    def recognize(self, image: Image) -> list[TextBox]:
-        png = io.BytesIO()
-        image.convert("L").save(png, "PNG")
+    def recognize(self, image: Image, budget: Budget | None = None) -> list[TextBox]:
+        budget = budget or Budget()
         dpi = int(image.info.get("dpi", (200, 200))[0] or 200)
-        try:
-            done = subprocess.run(
-                [self.executable, "stdin", "stdout", "-l", self.languages, "--psm", "3", "--dpi", str(dpi), "tsv"],
-                input=png.getvalue(),
-                capture_output=True,
-                timeout=self.timeout,
-                check=True,
+        # From a file, not stdin: a pipe would have to be fed while waiting in short steps.
+        with tempfile.NamedTemporaryFile(suffix=".png") as png:
+            image.convert("L").save(png, "PNG")
+            png.flush()
+            process = subprocess.Popen(
+                [self.executable, png.name, "stdout", "-l", self.languages, "--psm", "3", "--dpi", str(dpi), "tsv"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin:/bin"},  # one page per process; threads only contend
             )
-        except subprocess.CalledProcessError as error:
-            raise RuntimeError(f"tesseract failed: {error.stderr.decode(errors='replace')[-300:]}") from error
-        return _lines(done.stdout.decode("utf-8", errors="replace"))
+            started = time.monotonic()
+            try:
+                while True:  # short waits, so that the page's time limit and a cancel are seen
+                    try:
+                        out, err = process.communicate(timeout=0.25)
+                        break
+                    except subprocess.TimeoutExpired:
+                        if time.monotonic() - started > self.timeout or budget.stopped():
+                            budget.check()
+                            raise OcrTimeout(self.timeout) from None
+            except BaseException:  # over time, cancelled, Ctrl-C: the process goes too
+                process.kill()
+                process.communicate()
+                raise
+        if process.returncode:
+            raise RuntimeError(f"tesseract failed: {err.decode(errors='replace')[-300:]}")
+        return _lines(out.decode("utf-8", errors="replace"))
 
 
 def _lines(tsv: str) -> list[TextBox]:
