@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import resource
 import sys
 import time
@@ -191,8 +192,8 @@ def _judge(chunks):
 
 def qa(args: argparse.Namespace) -> None:
     """OCR every seed on rendered pages and compare retrieval and answers with the text pages."""
-    import pickle
     import tempfile
+    from dataclasses import asdict
 
     from rag.eval.configs import parse_configs
     from rag.eval.datasets import load_jsonl
@@ -210,14 +211,18 @@ def qa(args: argparse.Namespace) -> None:
         pages = pr.render_seed(seed, dpi=args.dpi, page_inches=inches, columns=columns)
         if args.damaged:
             pages = [pr.damage(p, seed_value=number) for number, p in enumerate(pages)]
-        key = f"{seed}-{args.size}-{args.dpi}-{'damaged' if args.damaged else 'clean'}-{args.engines.split(',')[0]}.pickle"
+        key = f"{seed}-{args.size}-{args.dpi}-{'damaged' if args.damaged else 'clean'}-{args.engines.split(',')[0]}.json"
         if cache and (cache / key).exists():
-            recognised = pickle.loads((cache / key).read_bytes())
+            recognised = [
+                ([TextBox(**{**line, "box": tuple(line["box"])}) for line in lines], wall, used)
+                for lines, wall, used in json.loads((cache / key).read_text(encoding="utf-8"))
+            ]
         else:
             recognised = [recognize(page, args.engines.split(",")[0], args.threads) for page in pages]
             if cache:
                 cache.mkdir(parents=True, exist_ok=True)
-                (cache / key).write_bytes(pickle.dumps(recognised))
+                rows = [([asdict(line) for line in lines], wall, used) for lines, wall, used in recognised]
+                (cache / key).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
         paged = PagedText()
         for number, (page, (lines, wall, used)) in enumerate(zip(pages, recognised), 1):
             write_page(paged, reading_order(lines), number, page.image.size)

@@ -32,6 +32,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,16 +65,19 @@ def implementation(name: str):
     import rag.store  # noqa: F401 - the package the baseline modules are loaded in
 
     modules = ("files", "bm25", "vectors", "index")
-    for module in modules:
+    folder = Path(tempfile.mkdtemp(prefix="rag-baseline-store-"))
+    for module in modules:  # each written out from git and imported as a module of today's rag.store
         source = subprocess.check_output(["git", "show", f"{BASELINE}:rag/store/{module}.py"], cwd=ROOT, text=True)
         for other in modules:
             source = source.replace(f"from .{other} import", f"from rag.store._baseline_{other} import")
         source = source.replace("from ..", "from rag.")
-        spec = importlib.util.spec_from_loader(f"rag.store._baseline_{module}", loader=None)
+        path = folder / f"_baseline_{module}.py"
+        path.write_text(source, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location(f"rag.store._baseline_{module}", path)
         loaded = importlib.util.module_from_spec(spec)
         loaded.__package__ = "rag.store"
         sys.modules[spec.name] = loaded
-        exec(compile(source, f"{BASELINE}:rag/store/{module}.py", "exec"), loaded.__dict__)  # noqa: S102 - our own code
+        spec.loader.exec_module(loaded)
     return sys.modules["rag.store._baseline_index"].Index
 
 
@@ -182,7 +186,7 @@ def child_writer(impl: str, path: Path, vectors_file: Path) -> None:
 
     lexical = [[[int(k), round(float(s), 4)] for k, s in snapshot.lexical.top(tokenize(q), 20)] for q in queries(20)]
     dense = []
-    for vector in np.load(vectors_file):
+    for vector in np.load(vectors_file, allow_pickle=False):
         keys, scores = snapshot.vectors.search(vector, 20)
         dense.append([[int(k), round(float(s), 4)] for k, s in zip(keys, scores)])
     report["results"] = {"bm25": lexical, "dense": dense}

