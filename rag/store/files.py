@@ -1,13 +1,28 @@
-"""Small helpers for crash-safe files: checksums, fsync'd writes, JSON Lines."""
+"""Small helpers for crash-safe files: checksums, fsync'd writes, JSON Lines, the writers' lock."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+@contextmanager
+def writer_lock(path: Path, lock: threading.Lock) -> Iterator[None]:
+    """Hold ``lock`` (this process's writers) and an flock on ``path/.lock`` (other processes')."""
+    path.mkdir(parents=True, exist_ok=True)
+    with lock, open(path / ".lock", "a+") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def sha256_file(path: Path) -> str:

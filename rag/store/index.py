@@ -25,7 +25,6 @@ converted once when opened.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -33,8 +32,8 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,7 +42,7 @@ from ..settings import Settings
 from ..types import Document
 from . import legacy
 from .backend import Change, DocumentRecord, EmbeddingSpec
-from .files import fsync_path, sha256_file, write_text
+from .files import fsync_path, sha256_file, write_text, writer_lock
 from .segment import Segment, SegmentData, SegmentError, merge
 from .view import Part, Snapshot
 
@@ -200,15 +199,8 @@ class Index:
     def close(self) -> None:
         """Nothing to let go of: the files are read whole on open."""
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        self.path.mkdir(parents=True, exist_ok=True)
-        with self._write_lock, open(self.path / ".lock", "a+") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+    def _writing(self) -> AbstractContextManager[None]:
+        return writer_lock(self.path, self._write_lock)
 
     def _reload_if_stale(self) -> None:
         if not self._fresh and Index.exists(self.path):

@@ -21,7 +21,6 @@ processes through a Milvus server (docs/milvus.md).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
@@ -32,7 +31,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, ValuesView
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 from ..settings import Settings
 from ..types import Chunk, Document
 from .backend import Change, DocumentRecord, EmbeddingSpec
+from .files import writer_lock
 from .index import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStoreError
 
 __all__ = ["MilvusStore"]
@@ -851,15 +851,8 @@ class MilvusStore:
         change = self.update(lambda documents: Change(remove={d for d in wanted if d in documents}))
         return sorted(change.remove)
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        self.path.mkdir(parents=True, exist_ok=True)
-        with self._write_lock, open(self.path / ".lock", "a+") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+    def _writing(self) -> AbstractContextManager[None]:
+        return writer_lock(self.path, self._write_lock)
 
     def _recover(self, latest: dict[str, Any] | None) -> None:
         """Delete what a killed writer left: rows of an unpublished version, removed rows not yet deleted,
