@@ -6,6 +6,7 @@ are covered in test_index.py.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,7 @@ from rag import KnowledgeBase, Settings
 knowledge = KnowledgeBase.open(Settings(index_dir=Path(sys.argv[1])), build_if_missing=False)
 print("ready", flush=True)
 for doc_id in sorted(knowledge.index.snapshot.documents)[: int(sys.argv[2])]:
+    sys.stdin.readline()  # paced by the readers' rounds: a publish takes milliseconds, a round longer
     knowledge.index.remove([doc_id])  # one version published, and the previous one deleted, per document
 """
 PUBLISHES = 30
@@ -77,7 +79,11 @@ def test_readers_never_fail_while_a_writer_publishes_and_prunes(
     settings = Settings(index_dir=path)
     long_lived = Index.open(path, settings, embeddings)
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), str(PUBLISHES)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, str(path), str(PUBLISHES)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
     opened: list[Index] = []
@@ -91,6 +97,13 @@ def test_readers_never_fail_while_a_writer_publishes_and_prunes(
             long_lived.refresh()
         except Exception as error:  # noqa: BLE001 - collected to show them all
             errors.append(repr(error))
+        try:  # the next publish may start: it races the next round, which is what is tested
+            writer.stdin.write("\n")
+            writer.stdin.flush()
+        except BrokenPipeError:  # the writer is done
+            break
+    with contextlib.suppress(BrokenPipeError):  # closing flushes what the finished writer will not read
+        writer.stdin.close()
     assert writer.wait() == 0
     assert errors == []
     assert len(versions) >= PUBLISHES // 3, "the readers did not overlap the writer enough to test anything"
