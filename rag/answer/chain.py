@@ -44,6 +44,7 @@ class Request:
     script: str
     started: float = field(default_factory=time.perf_counter)
     rewritten: str | None = None
+    retriever: Retriever | None = None  # the one the hits came from; a two-hop read searches it again
     hits: list[Hit] = field(default_factory=list)
     draft: Draft | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -81,7 +82,8 @@ class AnswerChain:
     def retrieve(self, request: Request) -> Request:
         started = time.perf_counter()
         settings = request.settings
-        request.hits = self._retriever(settings).search(request.query, k=settings.k, mode=settings.mode)
+        request.retriever = self._retriever(settings)
+        request.hits = request.retriever.search(request.query, k=settings.k, mode=settings.mode)
         request.timings["retrieve"] = time.perf_counter() - started
         return request
 
@@ -134,11 +136,9 @@ class AnswerChain:
     def _read(self, request: Request) -> Draft:
         """The reader's draft; a question answered through a bridge replaces the request's passages with
         the ones read (the draft's [n] count in them)."""
-        settings = request.settings
-        retriever = self._retriever(settings)
-        draft = self._reader.generate(
-            request.query, request.hits, settings, request.script, search=lambda query: retriever.search(query, k=settings.k)
-        )
+        settings, retriever = request.settings, request.retriever
+        search = None if retriever is None else lambda query: retriever.search(query, k=settings.k)
+        draft = self._reader.generate(request.query, request.hits, settings, request.script, search=search)
         if draft.hits is not None:
             request.hits = draft.hits
         return draft

@@ -166,37 +166,24 @@ class ReaderGenerator:
         passages = [bridge_hit, *outer_hits]
         best = Candidate(best.n + 1, best.span, best.features)
         draft = self._span_draft(question, passages, best, script)
-        start, end = _sentence_around(bridge_hit.chunk.clean, inner.span.start, inner.span.end)
-        sentence = bridge_hit.chunk.clean[start:end]
-        offset = start + len(sentence) - len(sentence.lstrip())
-        sentence = sentence.strip()
-        focus = (inner.span.start - offset, inner.span.end - offset)
-        shown_sentence = clause_window(sentence, focus, SENTENCE_LIMIT)
-        if is_traditional(shown_sentence) != (script == "traditional"):
-            shown_sentence = in_script(shown_sentence, script)
+        clean, focus = bridge_hit.chunk.clean, (inner.span.start, inner.span.end)
+        shown_sentence, draft.quotes[1] = _quoted(clean, _sentence_around(clean, *focus), focus, script)
         draft.text += ended(shown_sentence, 1)
-        draft.quotes[1] = (offset, offset + len(sentence))
         draft.hits = passages
         draft.note = in_script(f"分两步作答：先从[1]查到「{bridge}」，再据此查找答案。", script)
         return score, draft
 
     def _span_draft(self, question: str, shown: list[Hit], best: Candidate, script: str) -> Draft:
         """The best span leading, then the sentence that holds it with its [n]; the quote is that sentence."""
-        n, span = best.n, best.span
+        n, focus = best.n, (best.span.start, best.span.end)
         clean = shown[n - 1].chunk.clean
-        start, end = _sentence_around(clean, span.start, span.end)
-        sentence = clean[start:end].strip()
-        offset = start + (len(clean[start:end]) - len(clean[start:end].lstrip()))
-        lead = clean[span.start : span.end].strip(_TRIM)
-        shown_sentence = clause_window(sentence, (span.start - offset, span.end - offset), SENTENCE_LIMIT)
-        if is_traditional(shown_sentence) != (script == "traditional"):
-            shown_sentence = in_script(shown_sentence, script)
+        shown_sentence, quote = _quoted(clean, _sentence_around(clean, *focus), focus, script)
         text = ended(shown_sentence, n)
+        lead = clean[focus[0] : focus[1]].strip(_TRIM)
         span_text = in_script(lead, script) if lead else None
-        if lead and len(lead) < LEAD_IS_SENTENCE * len(sentence) and normalize(lead) not in normalize(question):
+        if lead and len(lead) < LEAD_IS_SENTENCE * (quote[1] - quote[0]) and normalize(lead) not in normalize(question):
             text = f"{span_text}：{text}"
-        quotes = {n: (offset, offset + len(sentence))}
-        return Draft(text, quotes=quotes, checked=True, generator="extractive", span=span_text)
+        return Draft(text, quotes={n: quote}, checked=True, generator="extractive", span=span_text)
 
     def _list(self, reader: Reader, question: str, shown: list[Hit], best: Candidate, script: str) -> Draft | None:
         """Every item the answering article gives: the best span's enumeration, and the spans the reader
@@ -239,18 +226,24 @@ class ReaderGenerator:
             first, last = sentences.get(around, (start, end))
             sentences[around] = (min(first, start), max(last, end))
         parts, quotes = [], {}
-        for (n, s_start, s_end), (start, end) in list(sentences.items())[:LIST_SENTENCES]:
-            clean = shown[n - 1].chunk.clean
-            sentence = clean[s_start:s_end]
-            offset = s_start + len(sentence) - len(sentence.lstrip())
-            sentence = sentence.strip()
-            shown_sentence = clause_window(sentence, (start - offset, end - offset), SENTENCE_LIMIT)
-            if is_traditional(shown_sentence) != (script == "traditional"):
-                shown_sentence = in_script(shown_sentence, script)
+        for (n, *sentence), focus in list(sentences.items())[:LIST_SENTENCES]:
+            shown_sentence, (start, end) = _quoted(shown[n - 1].chunk.clean, sentence, focus, script)
             parts.append(ended(shown_sentence, n))
-            q_start, q_end = quotes.get(n, (offset, offset + len(sentence)))
-            quotes[n] = (min(q_start, offset), max(q_end, offset + len(sentence)))
+            first, last = quotes.get(n, (start, end))  # one quote per passage spans its cited sentences
+            quotes[n] = (min(first, start), max(last, end))
         return Draft(f"{lead}：{''.join(parts)}", quotes=quotes, checked=True, generator="extractive", span=lead)
+
+
+def _quoted(clean: str, sentence: tuple[int, int], focus: tuple[int, int], script: str) -> tuple[str, tuple[int, int]]:
+    """``clean[sentence]`` as the answer shows it (cut to the clauses around ``focus``, in the answer's
+    script), and its extent without the surrounding whitespace: the citation's quote."""
+    raw = clean[sentence[0] : sentence[1]]
+    offset = sentence[0] + len(raw) - len(raw.lstrip())
+    text = raw.strip()
+    shown = clause_window(text, (focus[0] - offset, focus[1] - offset), SENTENCE_LIMIT)
+    if is_traditional(shown) != (script == "traditional"):
+        shown = in_script(shown, script)
+    return shown, (offset, offset + len(text))
 
 
 def _sentence_around(text: str, start: int, end: int, before: int = 0) -> tuple[int, int]:
