@@ -9,8 +9,7 @@ one — the same file path, or the same upload name — replaces it, in the same
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Set
+from collections.abc import Set
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,11 +19,11 @@ from .embeddings import DenseEmbeddings
 from .embeddings.cache import CACHE_FILE, EmbeddingCache
 from .progress import bar
 from .settings import Settings
-from .store.backend import Addition, Change, DocumentRecord
+from .store.backend import Addition, Change, DocumentRecords, source_key
 from .text import clean, tokenize
 from .types import Chunk, Document
 
-__all__ = ["Indexer", "UpdateReport", "source_key", "split_document"]
+__all__ = ["Indexer", "UpdateReport", "split_document"]
 
 
 @dataclass
@@ -34,11 +33,6 @@ class UpdateReport:
     removed: list[str] = field(default_factory=list)  # doc ids gone (deleted, or replaced by a newer version)
     updated: list[str] = field(default_factory=list)  # added doc ids that replaced an earlier version
     chunks_added: int = 0
-
-
-def source_key(document: Document) -> str:
-    """What makes two documents versions of one source: an upload's name as the user gave it, else its path."""
-    return f"upload:{document.name}" if document.name else os.path.abspath(document.source)
 
 
 def split_document(document: Document, config: ChunkingConfig) -> list[Chunk]:
@@ -57,7 +51,7 @@ class Indexer:
     def plan(
         self,
         documents: list[Document],
-        stored: Mapping[str, DocumentRecord],
+        stored: DocumentRecords,
         *,
         replace_all: bool = False,
         progress: bool = False,
@@ -71,13 +65,13 @@ class Indexer:
             if (document.id in stored and not replace_all) or document.id in fresh_ids:
                 report.unchanged.append(document.id)
             else:
-                key = source_key(document)
+                key = source_key(document.source, document.name)
                 earlier = fresh.pop(key, None)
                 if earlier is not None:
                     fresh_ids.discard(earlier.id)
                 fresh[key] = document
                 fresh_ids.add(document.id)
-        by_source = {source_key(r.document): doc_id for doc_id, r in stored.items()}
+        by_source = stored.by_source(fresh.keys())
         replaced = set(stored) if replace_all else {by_source[key] for key in fresh if key in by_source}
         updated = {
             d.id

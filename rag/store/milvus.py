@@ -41,7 +41,7 @@ import numpy as np
 
 from ..settings import Settings
 from ..types import Chunk, Document
-from .backend import Change, DocumentRecord, EmbeddingSpec
+from .backend import Change, DocumentRecord, DocumentRecords, EmbeddingSpec
 from .files import writer_lock
 from .index import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStoreError
 
@@ -529,7 +529,7 @@ class _View:
         raise KeyError(key)
 
 
-class _Documents(Mapping[str, DocumentRecord]):
+class _Documents(DocumentRecords):
     """The view's documents, fetched when asked for; ``values()`` and ``items()`` read them in batches."""
 
     _CACHE = 256

@@ -21,23 +21,27 @@ Files (all safe formats: JSON, JSON Lines and ``.npy`` without pickle)::
     postings.offsets.npy    int64 start of each term's postings, and their total
     postings.rows.npy       int32 row of each posting, grouped by term
     postings.tfs.npy        float32 term frequency of each posting
+    ann.faiss               (large segments only) an approximate index of the vectors (rag.store.ann)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 
 from ..types import Chunk
-from .backend import Addition
+from .ann import ANN_FILE, AnnIndex, build
+from .backend import Addition, source_key
 from .files import fsync_path, sha256_file, write_text
 
 __all__ = ["Segment", "SegmentData", "SegmentError"]
@@ -103,8 +107,9 @@ class SegmentData:
     def size(self) -> int:
         return len(self.chunks)
 
-    def write(self, directory: Path) -> str:
-        """Write the files and fsync them; the SHA-256 of ``segment.json``, which vouches for the rest."""
+    def write(self, directory: Path, ann: str | None = None) -> str:
+        """Write the files (and an approximate index of kind ``ann``) and fsync them; the SHA-256 of
+        ``segment.json``, which vouches for the rest."""
         directory.mkdir()
         _write_lines(directory / "documents.jsonl", self.documents)
         _write_lines(directory / "chunks.jsonl", self.chunks)
@@ -126,8 +131,15 @@ class SegmentData:
                 np.save(handle, array, allow_pickle=False)
                 handle.flush()
                 os.fsync(handle.fileno())
-        files = {name: [(directory / name).stat().st_size, sha256_file(directory / name)] for name in FILES}
+        names = FILES
+        if ann is not None:
+            faiss.write_index(build(ann, arrays["vectors.npy"]), str(directory / ANN_FILE))
+            fsync_path(directory / ANN_FILE)
+            names += (ANN_FILE,)
+        files = {name: [(directory / name).stat().st_size, sha256_file(directory / name)] for name in names}
         info = {"rows": self.size, "documents": len(self.catalogue), "dimension": int(self.vectors.shape[1]), "files": files}
+        if ann is not None:
+            info["ann"] = ann
         write_text(directory / "segment.json", json.dumps(info, indent=1))
         fsync_path(directory)
         return sha256_file(directory / "segment.json")
@@ -196,8 +208,9 @@ class Segment:
             raise SegmentError(f"{info_path} is missing or does not match the checksum in the manifest")
         info = json.loads(info_path.read_text(encoding="utf-8"))
         files = info["files"]
+        self.ann_kind: str | None = info.get("ann")
         total = sum(size for size, _ in files.values())
-        for name in FILES:
+        for name in FILES + ((ANN_FILE,) if self.ann_kind else ()):
             file = path / name
             size, expected = files[name]
             if not file.is_file() or file.stat().st_size != size:
@@ -244,6 +257,21 @@ class Segment:
         self._documents = open(path / "documents.jsonl", "rb")  # noqa: SIM115 - held for the segment's life
         self._chunks = open(path / "chunks.jsonl", "rb")  # noqa: SIM115
         self.chunk_at = lru_cache(maxsize=4096)(self._chunk_at)
+        self._ann: AnnIndex | None = None
+        self._ann_lock = threading.Lock()
+
+    @property
+    def ann(self) -> AnnIndex | None:
+        """The segment's approximate index, read on first use (None: the segment is searched exactly)."""
+        if self.ann_kind is None:
+            return None
+        with self._ann_lock:
+            if self._ann is None:
+                try:
+                    self._ann = AnnIndex.read(self.path / ANN_FILE, self.ann_kind)
+                except (RuntimeError, ValueError) as error:
+                    raise SegmentError(f"{self.path / ANN_FILE} cannot be read ({error})") from error
+            return self._ann
 
     def close(self) -> None:
         self._documents.close()
@@ -253,6 +281,15 @@ class Segment:
         for handle in (getattr(self, "_documents", None), getattr(self, "_chunks", None)):
             if handle is not None:
                 handle.close()
+
+    @cached_property
+    def source_rows(self) -> dict[str, list[int]]:
+        """:func:`~rag.store.backend.source_key` → its catalogue rows (several only in indexes built before
+        a new version of a source replaced the old one)."""
+        rows: dict[str, list[int]] = {}
+        for row, (source, name) in enumerate(zip(self.sources, self.names)):
+            rows.setdefault(source_key(source, name), []).append(row)
+        return rows
 
     @property
     def bytes(self) -> int:

@@ -2,7 +2,8 @@
 
 A :class:`Snapshot` is a list of parts (a segment and which of its documents are live); it offers the
 :class:`~rag.store.backend.StoreView` interface: ``documents`` and ``chunks`` are lazy collections
-(text read when asked for), ``vectors`` searches the segments' memory-mapped vectors exactly, and
+(text read when asked for), ``vectors`` searches the segments' memory-mapped vectors (exactly, or through a large segment's
+approximate index), and
 ``lexical`` scores BM25 over their postings with the statistics of all live chunks, so scores are the
 same as over one table of them.
 """
@@ -13,7 +14,7 @@ import bisect
 import math
 import threading
 from collections import Counter
-from collections.abc import ItemsView, Iterator, Mapping, Sequence, ValuesView
+from collections.abc import Collection, ItemsView, Iterator, Sequence, ValuesView
 from dataclasses import dataclass, field, fields
 from functools import cached_property, partial
 from typing import Any
@@ -22,7 +23,7 @@ import faiss
 import numpy as np
 
 from ..types import Chunk, Document, PageBox
-from .backend import DocumentRecord
+from .backend import DocumentRecord, DocumentRecords
 from .segment import Segment
 
 __all__ = ["Part", "Snapshot", "StoredDocument", "StoredRecord"]
@@ -52,6 +53,11 @@ class Part:
             first = int(self.segment.first_rows[doc_row])
             live[first : first + int(self.segment.chunk_counts[doc_row])] = False
         return live
+
+    @cached_property
+    def live_bitmap(self) -> np.ndarray | None:
+        """The live rows packed a bit each (an approximate index's filter); None when every row is live."""
+        return np.packbits(self.live_rows, bitorder="little") if self.removed else None
 
     @cached_property
     def live_row_numbers(self) -> np.ndarray:
@@ -125,7 +131,7 @@ def _record(segment: Segment, row: int) -> StoredRecord:
     return StoredRecord(document, segment.added_at[row], bool(segment.updated[row]))
 
 
-class _Documents(Mapping[str, DocumentRecord]):
+class _Documents(DocumentRecords):
     """The live documents, looked up in each segment's id table (no table of all of them is built)."""
 
     def __init__(self, parts: Sequence[Part]) -> None:
@@ -138,6 +144,20 @@ class _Documents(Mapping[str, DocumentRecord]):
             if row is not None and (not part.removed or row not in part.removed):
                 return number, row
         raise KeyError(doc_id)
+
+    def by_source(self, keys: Collection[str]) -> dict[str, str]:
+        found = {}
+        for key in keys:
+            live = (
+                (part, row)
+                for part in reversed(self._parts)
+                for row in reversed(part.segment.source_rows.get(key, ()))
+                if row not in part.removed
+            )
+            newest = next(live, None)  # the one a scan in key order would see last
+            if newest is not None:
+                found[key] = newest[0].segment.ids[newest[1]]
+        return found
 
     def __getitem__(self, doc_id: str) -> DocumentRecord:
         number, row = self.where(doc_id)
@@ -212,7 +232,8 @@ class _Chunks(Sequence[Chunk]):
 
 
 class SegmentVectors:
-    """Exact inner-product search over the parts' memory-mapped vectors (the same kernel as ``IndexFlatIP``)."""
+    """Inner-product search over the parts: exact over the memory-mapped vectors (the same kernel as
+    ``IndexFlatIP``), or through a large segment's approximate index (:mod:`rag.store.ann`)."""
 
     def __init__(self, parts: Sequence[Part], dimension: int) -> None:
         self._parts = [part for part in parts if part.live]
@@ -232,14 +253,19 @@ class SegmentVectors:
         all_keys, all_scores = [], []
         for part in self._parts:
             segment = part.segment
-            dead = segment.rows - part.live
-            scores, rows = faiss.knn(query, segment.vectors, min(k + dead, segment.rows), metric=faiss.METRIC_INNER_PRODUCT)
-            rows, scores = rows[0], scores[0]
-            found = rows >= 0
-            rows, scores = rows[found], scores[found]
-            alive = part.live_rows[rows]
-            all_keys.append(np.asarray(segment.keys)[rows[alive]])
-            all_scores.append(scores[alive])
+            ann = segment.ann
+            if ann is not None:
+                rows, scores = ann.search(query, min(k, part.live), segment.vectors, part.live_bitmap)
+            else:
+                dead = segment.rows - part.live
+                scores, rows = faiss.knn(query, segment.vectors, min(k + dead, segment.rows), metric=faiss.METRIC_INNER_PRODUCT)
+                rows, scores = rows[0], scores[0]
+                found = rows >= 0
+                rows, scores = rows[found], scores[found]
+                alive = part.live_rows[rows]
+                rows, scores = rows[alive], scores[alive]
+            all_keys.append(np.asarray(segment.keys)[rows])
+            all_scores.append(scores)
         keys, scores = np.concatenate(all_keys), np.concatenate(all_scores)
         best = np.argsort(-scores, kind="stable")[:k]
         return keys[best], scores[best]
