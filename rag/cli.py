@@ -328,11 +328,11 @@ def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
 
 def _kb_row(name: str, settings: Settings) -> dict[str, Any]:
     from .registry import knowledge_base_path
-    from .store import IndexStoreError, read_manifest
+    from .store import IndexStoreError, backend
 
     path = knowledge_base_path(name, settings)
     try:
-        documents = read_manifest(path)[0]["counts"]["documents"]
+        documents = backend(settings).document_count(path, settings)
     except (IndexStoreError, OSError, KeyError):
         documents = None
     return {"name": name, "path": str(path), "documents": documents}

@@ -7,7 +7,6 @@ and ``RAG_INDEX_DIR`` may put it elsewhere.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,7 +51,7 @@ def list_knowledge_bases(settings: Settings | None = None) -> list[str]:
         names = sorted(
             p.name
             for p in settings.data_dir.iterdir()
-            if p.name != DEFAULT_KB and store.exists(p) and _is_name(p.name)
+            if p.name != DEFAULT_KB and p.is_dir() and store.exists(p) and _is_name(p.name)
         )
     return [DEFAULT_KB, *names]
 
@@ -81,16 +80,18 @@ def create_knowledge_base(name: str, settings: Settings | None = None, *, embedd
 
 
 def delete_knowledge_base(name: str, settings: Settings | None = None) -> Path:
-    """Remove knowledge base ``name``: its index folder (documents, uploads, versions) and nothing else.
+    """Remove knowledge base ``name``: its index folder (documents, uploads, versions) and, for a Milvus
+    server, its collections there; nothing else.
 
     Only a folder that holds an index is removed. The default knowledge base is rebuilt from the bundled
     pages the next time it is opened. ``KeyError`` if there is no such knowledge base."""
     from .store import backend
 
-    path = knowledge_base_path(name, settings)
-    if not backend(settings or Settings()).exists(path):
+    settings = _settings(name, settings)
+    path, store = settings.index_path, backend(settings)
+    if not store.exists(path):
         raise KeyError(f"知识库“{name}”不存在")
-    shutil.rmtree(path)
+    store.destroy(path, settings)
     return path
 
 

