@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         "auto",
         description="Local backend: how a segment of at least vector_index_min_rows chunks is searched: 'hnsw' "
         "(graph; exact scores), 'ivfpq' (compressed codes, candidates re-scored exactly: least memory), 'flat' "
-        "(exact, reads every vector) or 'auto' (hnsw). Smaller segments are always searched exactly. Applies to "
+        "(exact, reads every vector) or 'auto' (ivfpq). Smaller segments are always searched exactly. Applies to "
         "segments written from then on (`rag index` rewrites all). See bench/bench_archive.py.",
     )
     vector_index_min_rows: int = Field(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faiss
@@ -19,6 +19,7 @@ import pytest
 from rag.settings import Settings
 from rag.store import BM25, Addition, Change, Index, read_documents, read_manifest
 from rag.store.ann import choose
+from rag.store.backend import DocumentRecords, source_key
 from rag.store.files import sha256_file, write_jsonl, write_text
 from rag.store.index import DEAD_FRACTION, MERGE_RATIO
 from rag.types import Chunk, Document
@@ -249,8 +250,8 @@ def test_a_single_query_searches_the_segments_on_one_thread(settings: Settings) 
 
 def test_choose_gives_large_segments_an_approximate_index_unless_flat_is_set() -> None:
     assert choose("auto", 49_999, 50_000) is None
-    assert choose("auto", 50_000, 50_000) == "hnsw"
-    assert choose("ivfpq", 60_000, 50_000) == "ivfpq"
+    assert choose("auto", 50_000, 50_000) == "ivfpq"
+    assert choose("hnsw", 60_000, 50_000) == "hnsw"
     assert choose("flat", 10**7, 50_000) is None
     assert choose("ivfpq", 255, 1) is None  # too few rows to train its codebooks
 
@@ -280,3 +281,24 @@ def test_a_large_segment_is_searched_through_its_approximate_index(tmp_path: Pat
             assert np.allclose(scores, [by_key[k] for k in found], atol=1e-5) and list(scores) == sorted(scores, reverse=True)
             recalls.append(len(set(found) & set(exact)) / 7)
         assert np.mean(recalls) >= 0.9
+
+
+def test_stored_sources_are_found_as_a_scan_of_every_document_finds_them(settings: Settings) -> None:
+    """The write's plan looks sources up per segment (by file name first); it must agree with reading every
+    record, for relative, absolute, odd and upload sources, across segments and tombstones."""
+    sources = [("a.txt", ""), ("./a.txt", ""), ("x/../b.txt", ""), ("/abs/c.txt", ""), ("dir/.", ""),
+               ("uploads/1.txt", "报告.txt"), ("uploads/2.txt", "报告.txt"), ("/abs/c.txt", "")]
+    index = Index.create(settings.index_path, settings, Spec())
+    sizes = [30, 30, 30, 30, 3, 3, 3, 1]  # three writes, each segment small enough not to be merged
+    additions = [
+        replace(added := make(n, chunks), document=replace(added.document, source=source, name=name))
+        for n, ((source, name), chunks) in enumerate(zip(sources, sizes))
+    ]
+    for start, stop in ((0, 4), (4, 7), (7, 8)):
+        index.update(lambda stored, start=start, stop=stop: Change(add=additions[start:stop]))
+    index.update(lambda stored: Change(remove={additions[1].document.id, additions[7].document.id}))
+    documents = index.snapshot.documents
+    keys = {source_key(source, name) for source, name in sources} | {"/nowhere/a.txt", "upload:别的.txt"}
+    assert len(index.snapshot.parts) >= 2
+    assert documents.by_source(keys) == DocumentRecords.by_source(documents, keys)
+    assert documents.by_source(keys)[source_key("a.txt", "")] == additions[0].document.id

@@ -283,13 +283,19 @@ class Segment:
                 handle.close()
 
     @cached_property
-    def source_rows(self) -> dict[str, list[int]]:
-        """:func:`~rag.store.backend.source_key` → its catalogue rows (several only in indexes built before
-        a new version of a source replaced the old one)."""
+    def _rows_by_tail(self) -> dict[str, list[int]]:
+        """Catalogue rows by the cheap part of their source key: the file's name (a path and its absolute
+        form end alike), or the whole key of an upload; odd endings (``.``, ``..``, ``/``) under ``""``."""
         rows: dict[str, list[int]] = {}
         for row, (source, name) in enumerate(zip(self.sources, self.names)):
-            rows.setdefault(source_key(source, name), []).append(row)
+            rows.setdefault(_tail(f"upload:{name}" if name else source), []).append(row)
         return rows
+
+    def source_rows(self, key: str) -> list[int]:
+        """The catalogue rows whose :func:`~rag.store.backend.source_key` is ``key`` (several only in indexes
+        built before a new version of a source replaced the old one), without making every path absolute."""
+        candidates = self._rows_by_tail.get(_tail(key), []) + self._rows_by_tail.get("", [])
+        return sorted(row for row in candidates if source_key(self.sources[row], self.names[row]) == key)
 
     @property
     def bytes(self) -> int:
@@ -366,6 +372,13 @@ def merge(parts: Sequence[tuple[Segment, np.ndarray, np.ndarray]]) -> SegmentDat
         np.concatenate(lengths).astype(np.float32),
         *_grouped(list(terms), np.concatenate(term_ids), np.concatenate(rows), np.concatenate(tfs)),
     )
+
+
+def _tail(key: str) -> str:
+    if key.startswith("upload:"):
+        return key
+    tail = key.rpartition("/")[2]
+    return "" if tail in (".", "..") else tail
 
 
 def _load_array(path: Path) -> np.ndarray:

@@ -151,7 +151,7 @@ class _Documents(DocumentRecords):
             live = (
                 (part, row)
                 for part in reversed(self._parts)
-                for row in reversed(part.segment.source_rows.get(key, ()))
+                for row in reversed(part.segment.source_rows(key))
                 if row not in part.removed
             )
             newest = next(live, None)  # the one a scan in key order would see last
