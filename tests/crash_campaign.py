@@ -200,14 +200,18 @@ def phase_hit(index_dir: Path, before: bytes, run: Run, reference: Run) -> str:
 def aim_at(phase: str, reference: Run, rng: random.Random) -> Aim:
     """A random point of ``phase`` as it lasted in the reference run.
 
-    Start-up and embedding last long enough to be aimed at from the start of the process; the short
-    phases after them are aimed at from the event that opens them, seen in the run itself."""
+    Start-up lasts long enough to be aimed at from the start of the process; the phases after it are
+    aimed at from the event that opens them, seen in the run itself. Embedding is aimed into the first
+    half of its reference length: a run that embeds faster than the reference (warm page cache, a quieter
+    moment) would otherwise often be past it, in writing, when the kill comes."""
     opens = _OPENS[phase]
     opened = _anchor(reference.events, opens)
     assert opened is not None  # every timeline ends with "exit"
     closed = min(t for e, t in reference.events.items() if _EVENTS.index(e) > _EVENTS.index(opens))
-    if phase in ("startup", "embedding"):
+    if phase == "startup":
         return Aim(phase, "start", rng.uniform(opened, closed))
+    if phase == "embedding":
+        return Aim(phase, opens, rng.uniform(0.0, (closed - opened) / 2))
     return Aim(phase, opens, rng.uniform(0.0, max(closed - opened, 0.0003)))
 
 
