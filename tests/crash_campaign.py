@@ -200,10 +200,11 @@ def phase_hit(index_dir: Path, before: bytes, run: Run, reference: Run) -> str:
 def aim_at(phase: str, reference: Run, rng: random.Random) -> Aim:
     """A random point of ``phase`` as it lasted in the reference run.
 
-    Start-up lasts long enough to be aimed at from the start of the process; the phases after it are
-    aimed at from the event that opens them, seen in the run itself. Embedding is aimed into the first
-    half of its reference length: a run that embeds faster than the reference (warm page cache, a quieter
-    moment) would otherwise often be past it, in writing, when the kill comes."""
+    Start-up and embedding last long enough to be aimed at from the start of the process (a run adding
+    one file prints no progress bar to anchor on); the short phases after them are aimed at from the
+    event that opens them, seen in the run itself. Embedding is aimed into the first half of its
+    reference length: a run that embeds faster than the reference (warm page cache, a quieter moment)
+    would otherwise often be past it, in writing, when the kill comes."""
     opens = _OPENS[phase]
     opened = _anchor(reference.events, opens)
     assert opened is not None  # every timeline ends with "exit"
@@ -211,7 +212,7 @@ def aim_at(phase: str, reference: Run, rng: random.Random) -> Aim:
     if phase == "startup":
         return Aim(phase, "start", rng.uniform(opened, closed))
     if phase == "embedding":
-        return Aim(phase, opens, rng.uniform(0.0, (closed - opened) / 2))
+        return Aim(phase, "start", rng.uniform(opened, (opened + closed) / 2))
     return Aim(phase, opens, rng.uniform(0.0, max(closed - opened, 0.0003)))
 
 
@@ -357,7 +358,11 @@ class Campaign:
     def _aim(self, command: str) -> Aim:
         if not self._aims[command]:  # every phase in turn, in a seeded order
             self._aims[command] = self.rng.sample(PHASES[command], len(PHASES[command]))
-        return aim_at(self._aims[command].pop(), self.summary.reference[command], self.rng)
+        phases = self._aims[command]
+        if phases[-1] == "embedding" and len(phases) > 1 and len(self.extra_ids - self.ids) < 2:
+            # Adding one file embeds too briefly to be aimed into (and shows no progress bar): a later add.
+            phases.insert(0, phases.pop())
+        return aim_at(phases.pop(), self.summary.reference[command], self.rng)
 
     def _finish(self, args: list[str], new: frozenset[str]) -> Run:
         """Run the command uninterrupted; it must succeed."""
