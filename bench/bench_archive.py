@@ -217,7 +217,11 @@ def child(path: Path, work: Path) -> None:
 
 def measure(path: Path, work: Path) -> dict:
     output = subprocess.run(
-        [sys.executable, __file__, "--child", str(path), "--work", str(work)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, __file__, "--child", str(path), "--work", str(work)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,  # a failed child is reported below with its output
     )
     line = next((line for line in output.stdout.splitlines() if line.startswith("RESULT ")), None)
     if line is None:

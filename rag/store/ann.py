@@ -20,6 +20,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
 import faiss
 import numpy as np
 
@@ -29,7 +30,7 @@ __all__ = ["ANN_FILE", "AnnIndex", "build", "choose"]
 
 ANN_FILE = "ann.faiss"
 #: What ``auto`` picks for a large segment. At 1 M chunks (bench/bench_archive.py) IVF-PQ found the exact
-#: top 10 with 1,000 re-scored candidates in under 1 ms, built in 98 s against HNSW's 252 s, and keeps a
+#: top 10 with 1,000 re-scored candidates in under 1 ms, built in 135 s against HNSW's 255 s, and keeps a
 #: few % of the vectors' size in memory; HNSW needed efSearch 512 for recall 0.935 there.
 AUTO_KIND = "ivfpq"
 HNSW_M = 32  # links per node; memory 256 B a vector beside its copy of the vectors

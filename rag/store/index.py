@@ -32,7 +32,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,9 +41,9 @@ from typing import Any, TypeVar
 from ..settings import Settings
 from ..types import Document
 from . import legacy
-from .backend import Change, DocumentRecord, EmbeddingSpec
-from .files import fsync_path, sha256_file, write_text, writer_lock
 from .ann import choose
+from .backend import Change, DocumentRecords, EmbeddingSpec
+from .files import fsync_path, sha256_file, write_text, writer_lock
 from .segment import Segment, SegmentData, SegmentError, merge
 from .view import Part, Snapshot
 
@@ -178,7 +178,7 @@ class Index:
         return True
 
     # ------------------------------------------------------------------ writing
-    def update(self, plan: Callable[[Mapping[str, DocumentRecord]], Change]) -> Change:
+    def update(self, plan: Callable[[DocumentRecords], Change]) -> Change:
         """Apply ``plan(current documents)`` and publish it as one new version; the change it returned.
 
         ``plan`` runs under the write lock with the latest published documents (another process may have

@@ -30,7 +30,7 @@ import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, ValuesView
+from collections.abc import Callable, Iterable, Iterator, Sequence, ValuesView
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -860,7 +860,7 @@ class MilvusStore:
         self._connection.close()
 
     # ------------------------------------------------------------------ writing
-    def update(self, plan: Callable[[Mapping[str, DocumentRecord]], Change]) -> Change:
+    def update(self, plan: Callable[[DocumentRecords], Change]) -> Change:
         with self._writing(), _milvus_errors("writing"):
             client = self._connection.client
             latest = _latest(client, self._names, strict=not self._fresh)

@@ -2,10 +2,9 @@
 
 A :class:`Snapshot` is a list of parts (a segment and which of its documents are live); it offers the
 :class:`~rag.store.backend.StoreView` interface: ``documents`` and ``chunks`` are lazy collections
-(text read when asked for), ``vectors`` searches the segments' memory-mapped vectors (exactly, or through a large segment's
-approximate index), and
-``lexical`` scores BM25 over their postings with the statistics of all live chunks, so scores are the
-same as over one table of them.
+(text read when asked for), ``vectors`` searches the segments' memory-mapped vectors (exactly, or
+through a large segment's approximate index), and ``lexical`` scores BM25 over their postings with the
+statistics of all live chunks, so scores are the same as over one table of them.
 """
 
 from __future__ import annotations
