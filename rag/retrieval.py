@@ -11,7 +11,7 @@ from .rerank import CrossEncoderReranker
 from .settings import RetrievalMode, Settings
 from .store import Index, Snapshot
 from .text import is_traditional, normalize, to_simplified, to_traditional, tokenize
-from .threads import capped_threads
+from .threads import capped_threads, idle_cores
 from .types import Chunk, Hit
 from .validation import check_k
 
@@ -66,7 +66,7 @@ class Retriever:
         return self._collapse(hits, k, self._script(question))
 
     def _dense(self, snapshot: Snapshot, question: str, depth: int) -> list[tuple[int, float]]:
-        with capped_threads(self.settings.search_threads):
+        with capped_threads(self.settings.search_threads or idle_cores()):
             vector = self.embeddings.embed_queries([normalize(question)])[0]
             keys, scores = snapshot.vectors.search(vector, depth)
         return [(int(key), float(score)) for key, score in zip(keys, scores)]

@@ -168,10 +168,11 @@ class Settings(BaseSettings):
     )
     reranker: str | None = Field(None, description="sentence-transformers CrossEncoder name or path; off when empty.")
     search_threads: int = Field(
-        1,
+        0,
         ge=0,
-        description="OpenMP threads a search may use for its query embedding and FAISS (0 = all cores). One is "
-        "fastest on a busy machine: more threads wait for each other while other processes hold the cores.",
+        description="OpenMP threads a search may use for its query embedding and FAISS (0 = the cores idle at "
+        "that instant, at least one: a second thread halves a query on idle cores, and on busy ones threads "
+        "wait for each other while other processes hold the cores).",
     )
 
     # --- answering --------------------------------------------------------------------

@@ -200,3 +200,24 @@ def test_query_and_passage_prompts_follow_the_model_family() -> None:
     assert family_prompts("BAAI/bge-m3") == ("", "")
     assert family_prompts("/home/joe5/models/all-MiniLM-L6-v2") == ("", "")  # folders above do not count
     assert family_prompts("/models/multilingual-e5-base/") == ("query: ", "passage: ")
+
+
+def test_a_search_takes_only_the_cores_other_processes_leave_idle() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from rag.threads import idle_cores
+
+    cores = len(os.sched_getaffinity(0))
+    if cores > 8:
+        pytest.skip("spins a busy loop per core")
+    assert 1 <= idle_cores() <= cores
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        time.sleep(0.5)  # started and runnable
+        assert [idle_cores() for _ in range(5)] == [1] * 5
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
