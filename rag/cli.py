@@ -249,6 +249,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from .answer.render import to_text
     from .assistant import Assistant
     from .types import Answer
+    from .validation import InputError
 
     assistant = Assistant.load(settings, progress=True)
     history: list[tuple[str, str]] = []

@@ -147,11 +147,13 @@ def test_cli_chat_keeps_the_conversation(
     capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, seed_index_dir: Path
 ) -> None:
     monkeypatch.setenv("RAG_INDEX_DIR", str(seed_index_dir))
-    lines = iter(["哈尔滨新区是什么时候获批设立的？", "它有多少户高新技术企业？", "/quit"])
+    too_long = "边境线" * 400  # past max_question_chars: said, and the conversation goes on
+    lines = iter(["哈尔滨新区是什么时候获批设立的？", too_long, "它有多少户高新技术企业？", "/quit"])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
     assert main(["chat"]) == 0
     out = capsys.readouterr().out
     assert "2015年12月" in out and "1097户" in out
+    assert out.count("答：") == 2 and "（问题太长" in out
 
 
 def test_knowledge_bases_by_name_and_an_empty_one_says_so(tmp_path: Path) -> None:
