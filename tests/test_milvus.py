@@ -141,6 +141,23 @@ def test_what_a_killed_writer_left_is_ignored_and_then_deleted(published) -> Non
     reopened.close()
 
 
+def test_index_files_a_killed_writer_left_torn_are_rebuilt(published) -> None:
+    """milvus-lite writes a segment's index file in place: a writer SIGKILLed meanwhile left it empty, and
+    every later open failed ("No data left in file"). Those files are now rebuilt."""
+    store, settings, embeddings, _ = published
+    documents, chunks = set(store.snapshot.documents), len(store.snapshot.chunks)
+    store.close()  # this process's milvus-lite server stops: the next open starts it on the torn files
+    torn = list((settings.index_path / "milvus.db").glob("collections/*/partitions/*/indexes/*.idx"))
+    assert torn
+    for n, file in enumerate(torn):  # left empty (opened, killed) or cut short (killed while writing)
+        file.write_bytes(file.read_bytes()[: 0 if n % 2 == 0 else 100])
+    reopened = MilvusStore.open(settings.index_path, settings, embeddings)
+    assert set(reopened.snapshot.documents) == documents and len(reopened.snapshot.chunks) == chunks
+    assert set(lexical_docs(reopened, "琥珀飞艇 敦煌")) == {article("琥珀飞艇").id}
+    check_whole(reopened)
+    reopened.close()
+
+
 def test_errors_say_what_is_wrong(published, tmp_path: Path) -> None:
     store, settings, embeddings, _ = published
     with pytest.raises(IndexNotFoundError):

@@ -288,3 +288,36 @@ def test_a_writer_killed_while_publishing_leaves_the_old_or_the_new_state(
         check_whole(again)
         again.close()
         store = reopened
+
+
+def test_a_write_finds_the_stored_versions_of_its_sources_as_a_scan_would(
+    settings: Settings, embeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a write's plan asks (``by_source``) agrees with reading every record, for relative, odd and
+    upload sources with Chinese names; the Milvus backend reads only the documents whose file name matches."""
+    from dataclasses import replace
+
+    from rag.store import milvus
+    from rag.store.backend import DocumentRecords, source_key
+
+    store, indexer = create(settings, embeddings), Indexer(settings, embeddings)
+    sources = [("news/翡翠水母.txt", ""), ("./琥珀飞艇.txt", ""), ("x/../青铜灯塔.txt", ""), ("dir/.", ""),
+               ("uploads/1.txt", '报告"甲".txt'), ("uploads/2.txt", "报告.txt")]
+    documents = [
+        replace(article(marker, version), source=source, name=name)
+        for version, ((source, name), marker) in enumerate(zip(sources, [*SUBJECTS, *SUBJECTS]), start=1)
+    ]
+    add(store, indexer, *documents[:4])
+    add(store, indexer, *documents[4:])
+    stored = store.snapshot.documents
+    keys = {source_key(source, name) for source, name in sources} | {"/nowhere/a.txt", "upload:别的.txt"}
+    assert stored.by_source(keys) == DocumentRecords.by_source(stored, keys)
+    assert stored.by_source({source_key("琥珀飞艇.txt", "")}) == {
+        source_key("琥珀飞艇.txt", ""): documents[1].id
+    }
+    if settings.store == "milvus":
+        parsed, record_of = [], milvus._record_of
+        monkeypatch.setattr(milvus, "_record_of", lambda data: parsed.append(data) or record_of(data))
+        stored = store.snapshot.documents
+        assert list(stored.by_source({source_key("uploads/x.txt", "报告.txt")}).values()) == [documents[5].id]
+        assert len(parsed) <= 2  # that upload, and "dir/." (an odd ending, checked by every lookup)

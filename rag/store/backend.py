@@ -31,13 +31,30 @@ __all__ = [
     "Store",
     "StoreView",
     "VectorStore",
+    "key_tail",
     "source_key",
+    "source_tail",
 ]
 
 
 def source_key(source: str, name: str) -> str:
     """What makes two documents versions of one source: an upload's name as the user gave it, else its path."""
     return f"upload:{name}" if name else os.path.abspath(source)
+
+
+def key_tail(key: str) -> str:
+    """The cheap part of a :func:`source_key` (or of a stored source) to look it up by, without making every
+    stored path absolute: the file's name (a path and its absolute form end alike), or an upload's whole
+    key; odd endings (``.``, ``..``, ``/``) give ``""``, which every lookup also has to check."""
+    if key.startswith("upload:"):
+        return key
+    tail = key.rpartition("/")[2]
+    return "" if tail in (".", "..") else tail
+
+
+def source_tail(source: str, name: str) -> str:
+    """:func:`key_tail` of a stored document's source key."""
+    return key_tail(f"upload:{name}" if name else source)
 
 
 class VectorStore(Protocol):

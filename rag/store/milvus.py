@@ -30,10 +30,11 @@ import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence, ValuesView
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence, ValuesView
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ import numpy as np
 
 from ..settings import Settings
 from ..types import Chunk, Document
-from .backend import Change, DocumentRecord, DocumentRecords, EmbeddingSpec
+from .backend import Change, DocumentRecord, DocumentRecords, EmbeddingSpec, key_tail, source_key, source_tail
 from .files import writer_lock
 from .index import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStoreError
 
@@ -61,6 +62,10 @@ _ITERATOR_BATCH = 1000
 _CHUNK_CACHE = 20_000
 _NON_WORD = re.compile(r"\W")
 _CHUNK_FIELDS = ["key", "gen", "doc_id", "source", "title", "text", "meta"]
+#: The documents' field of source tails (collections made before it was added lack it: found by a scan).
+_TAIL = "source_tail"
+#: Source tails asked for in one query.
+_TAILS_PER_QUERY = 500
 log = logging.getLogger(__name__)
 
 
@@ -78,7 +83,8 @@ def _now() -> str:
 
 
 def _quoted(values: Iterable[str]) -> str:
-    return "[" + ", ".join(json.dumps(value) for value in values) + "]"
+    """A list literal for a filter expression (Milvus reads ``\\"`` and ``\\\\`` but not ``\\u`` escapes)."""
+    return "[" + ", ".join(json.dumps(value, ensure_ascii=False) for value in values) + "]"
 
 
 def _pieces(text: str) -> list[str]:
@@ -127,6 +133,40 @@ def _lite_failure(path: str) -> IndexStoreError:
     return IndexStoreError(f"milvus-lite did not start on {path} (see the log)")
 
 
+def _drop_torn_index_files(path: str) -> None:
+    """Delete the index files of a milvus-lite knowledge base that a killed process left torn.
+
+    milvus-lite (3.2) writes a segment's index file in place (open, then ``np.save``) and loads the file
+    it finds without a check, so one left empty by a SIGKILL made every later load of that collection
+    fail ("No data left in file"). The files are derived from the segment's rows: milvus-lite builds a
+    missing one again. Run before the server starts (while it runs, another process holds the file)."""
+    for file in Path(path).glob("collections/*/partitions/*/indexes/*"):
+        if file.suffix in (".idx", ".sidx") and not _whole_index_file(file):
+            log.warning("milvus-lite index file %s is torn (a killed writer); it will be rebuilt", file)
+            file.unlink(missing_ok=True)
+
+
+def _whole_index_file(file: Path) -> bool:
+    """False for an empty file, or a NumPy one (FLAT indexes) shorter than its header says; other formats
+    are not judged."""
+    size = file.stat().st_size
+    if size == 0:
+        return False
+    with file.open("rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            return True
+        handle.seek(0)
+        try:
+            version = np.lib.format.read_magic(handle)
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in readers:
+                return True
+            shape, _, dtype = readers[version](handle)
+        except (ValueError, OSError, SyntaxError):
+            return False
+        return size >= handle.tell() + math.prod(shape) * dtype.itemsize
+
+
 class _Connection:
     """A MilvusClient; for milvus-lite also this process's share of the in-process server on the file."""
 
@@ -146,6 +186,8 @@ class _Connection:
             self.lite_path = os.path.abspath(uri)
             Path(self.lite_path).parent.mkdir(parents=True, exist_ok=True)
             with _lite_lock:
+                if self.lite_path not in _lite_users:  # this process starts the server
+                    _drop_torn_index_files(self.lite_path)
                 address = server_manager_instance.start_and_get_uri(self.lite_path)
                 if address is None:
                     raise _lite_failure(self.lite_path)
@@ -284,11 +326,15 @@ def _analyzer(lite: bool) -> dict[str, Any]:
 
 
 def _blob_schema(pymilvus, key: str):
-    """Records and documents: JSON in pieces, keyed by ``rid``; a tiny vector because Milvus requires one."""
+    """Records and documents: JSON in pieces, keyed by ``rid``; a tiny vector because Milvus requires one.
+    Documents also carry their source's :func:`source_tail`, so that a write finds the stored versions of
+    its files without reading every document."""
     DataType = pymilvus.DataType
     schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("rid", DataType.VARCHAR, is_primary=True, max_length=512)
     schema.add_field(key, DataType.VARCHAR, max_length=256)
+    if key == "doc_id":
+        schema.add_field(_TAIL, DataType.VARCHAR, max_length=_MAX_VARCHAR)
     schema.add_field("gen", DataType.INT64)
     schema.add_field("seq", DataType.INT64)
     schema.add_field("part", DataType.INT64)
@@ -448,7 +494,7 @@ def _record_of(data: str) -> DocumentRecord:
     return DocumentRecord(document, row["added_at"], tuple(row["chunk_ids"]), row["updated"])
 
 
-def _blob_rows(key_field: str, key: str, gen: int, seq: int, data: str) -> list[dict[str, Any]]:
+def _blob_rows(key_field: str, key: str, gen: int, seq: int, data: str, **fields: str) -> list[dict[str, Any]]:
     pieces = _pieces(data)
     return [
         {
@@ -460,6 +506,7 @@ def _blob_rows(key_field: str, key: str, gen: int, seq: int, data: str) -> list[
             "parts": len(pieces),
             "data": piece,
             "unused": [0.0, 0.0],
+            **fields,
         }
         for part, piece in enumerate(pieces)
     ]
@@ -504,6 +551,15 @@ class _View:
     @property
     def empty(self) -> bool:
         return self.record is None
+
+    @cached_property
+    def tails(self) -> bool:
+        """Whether the documents carry their source tails (collections made since they were added do)."""
+        if self.empty:
+            return False
+        with _milvus_errors("reading the documents' fields"):
+            fields = self.client.describe_collection(self.doc_collection)["fields"]
+        return any(field["name"] == _TAIL for field in fields)
 
     def remember(self, rows: Iterable[dict[str, Any]]) -> None:
         with self._lock:
@@ -576,6 +632,25 @@ class _Documents(DocumentRecords):
                 self._cache.popitem(last=False)
             return record
         raise KeyError(doc_id)
+
+    def by_source(self, keys: Collection[str]) -> dict[str, str]:
+        """Looked up by the keys' tails (the file names), then checked whole: only those documents are read."""
+        if not self.view.tails:
+            return super().by_source(keys)
+        wanted = set(keys)
+        tails = sorted({key_tail(key) for key in wanted} | {""})
+        found = {}
+        for start in range(0, len(tails), _TAILS_PER_QUERY):
+            batch = _quoted(tails[start : start + _TAILS_PER_QUERY])
+            rows = self._rows(
+                f"{_TAIL} in {batch} and {self.view.filter}", ["doc_id", "gen", "seq", "part", "parts", "data"]
+            )
+            for _, doc_id, data in sorted(_assemble(rows, "doc_id")):
+                document = _record_of(data).document
+                key = source_key(document.source, document.name)
+                if key in wanted:
+                    found[key] = doc_id
+        return found
 
     def all(self) -> list[tuple[str, DocumentRecord]]:
         if self.view.empty:
@@ -953,7 +1028,9 @@ class MilvusStore:
                 for key, chunk, tokens, vector in zip(keys, addition.chunks, addition.tokens, addition.vectors)
             ]
             record = DocumentRecord(addition.document, now, tuple(c.id for c in addition.chunks), addition.updated)
-            doc_rows += _blob_rows("doc_id", addition.document.id, version, seq, _record_json(record))
+            document = addition.document
+            tail = {_TAIL: source_tail(document.source, document.name)} if current.tails or rebuild else {}
+            doc_rows += _blob_rows("doc_id", document.id, version, seq, _record_json(record), **tail)
         for collection, rows in ((names.chunks(epoch), chunk_rows), (names.docs(epoch), doc_rows)):
             for start in range(0, len(rows), _INSERT_BATCH):
                 client.insert(collection, rows[start : start + _INSERT_BATCH])

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..types import Chunk
 from .ann import ANN_FILE, AnnIndex, build
-from .backend import Addition, source_key
+from .backend import Addition, key_tail, source_key, source_tail
 from .files import fsync_path, sha256_file, write_text
 
 __all__ = ["Segment", "SegmentData", "SegmentError"]
@@ -284,17 +284,16 @@ class Segment:
 
     @cached_property
     def _rows_by_tail(self) -> dict[str, list[int]]:
-        """Catalogue rows by the cheap part of their source key: the file's name (a path and its absolute
-        form end alike), or the whole key of an upload; odd endings (``.``, ``..``, ``/``) under ``""``."""
+        """Catalogue rows by the cheap part of their source key (:func:`~rag.store.backend.source_tail`)."""
         rows: dict[str, list[int]] = {}
         for row, (source, name) in enumerate(zip(self.sources, self.names)):
-            rows.setdefault(_tail(f"upload:{name}" if name else source), []).append(row)
+            rows.setdefault(source_tail(source, name), []).append(row)
         return rows
 
     def source_rows(self, key: str) -> list[int]:
         """The catalogue rows whose :func:`~rag.store.backend.source_key` is ``key`` (several only in indexes
         built before a new version of a source replaced the old one), without making every path absolute."""
-        candidates = self._rows_by_tail.get(_tail(key), []) + self._rows_by_tail.get("", [])
+        candidates = self._rows_by_tail.get(key_tail(key), []) + self._rows_by_tail.get("", [])
         return sorted(row for row in candidates if source_key(self.sources[row], self.names[row]) == key)
 
     @property
@@ -372,13 +371,6 @@ def merge(parts: Sequence[tuple[Segment, np.ndarray, np.ndarray]]) -> SegmentDat
         np.concatenate(lengths).astype(np.float32),
         *_grouped(list(terms), np.concatenate(term_ids), np.concatenate(rows), np.concatenate(tfs)),
     )
-
-
-def _tail(key: str) -> str:
-    if key.startswith("upload:"):
-        return key
-    tail = key.rpartition("/")[2]
-    return "" if tail in (".", "..") else tail
 
 
 def _load_array(path: Path) -> np.ndarray:
