@@ -58,6 +58,8 @@ _PIECE_BYTES = 60_000
 _MAX_VARCHAR = 65_535
 _INSERT_BATCH = 256
 _ITERATOR_BATCH = 1000
+#: The most rows one query returns (Milvus's default result window).
+_QUERY_WINDOW = 16_384
 #: Chunks kept in a view's cache (filled by searches, so that a hit's chunk needs no second query).
 _CHUNK_CACHE = 20_000
 _NON_WORD = re.compile(r"\W")
@@ -401,6 +403,13 @@ def _loaded(client, name: str) -> None:
         client.load_collection(name)
 
 
+def _query_few(client, collection: str, filter: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+    """The rows of a filter that matches few: one query (~13 ms at 30,000 documents in milvus-lite, where an
+    iterator takes ~170 ms to set up), and the iterator only if they fill Milvus's result window."""
+    rows = client.query(collection, filter=filter, output_fields=fields, limit=_QUERY_WINDOW)
+    yield from rows if len(rows) < _QUERY_WINDOW else _query_all(client, collection, filter, fields)
+
+
 def _query_all(client, collection: str, filter: str, fields: list[str]) -> Iterator[dict[str, Any]]:
     iterator = client.query_iterator(collection, batch_size=_ITERATOR_BATCH, filter=filter, output_fields=fields)
     try:
@@ -602,9 +611,10 @@ class _Documents(DocumentRecords):
             self._ids = [row["doc_id"] for row in sorted(rows, key=lambda r: (r["gen"], r["seq"]))]
         return self._ids
 
-    def _rows(self, filter: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+    def _rows(self, filter: str, fields: list[str], few: bool = False) -> Iterator[dict[str, Any]]:
+        query = _query_few if few else _query_all
         with _milvus_errors("reading documents"):
-            yield from _query_all(self.view.client, self.view.doc_collection, filter, fields)
+            yield from query(self.view.client, self.view.doc_collection, filter, fields)
 
     def __len__(self) -> int:
         return self.view.record["counts"]["documents"] if self.view.record else 0
@@ -623,7 +633,9 @@ class _Documents(DocumentRecords):
         if self.view.empty:
             raise KeyError(doc_id)
         rows = self._rows(
-            f"doc_id == {json.dumps(doc_id)} and {self.view.filter}", ["doc_id", "gen", "seq", "part", "parts", "data"]
+            f"doc_id == {json.dumps(doc_id)} and {self.view.filter}",
+            ["doc_id", "gen", "seq", "part", "parts", "data"],
+            few=True,
         )
         for _, _, data in _assemble(rows, "doc_id"):
             record = _record_of(data)
@@ -643,7 +655,9 @@ class _Documents(DocumentRecords):
         for start in range(0, len(tails), _TAILS_PER_QUERY):
             batch = _quoted(tails[start : start + _TAILS_PER_QUERY])
             rows = self._rows(
-                f"{_TAIL} in {batch} and {self.view.filter}", ["doc_id", "gen", "seq", "part", "parts", "data"]
+                f"{_TAIL} in {batch} and {self.view.filter}",
+                ["doc_id", "gen", "seq", "part", "parts", "data"],
+                few=True,
             )
             for _, doc_id, data in sorted(_assemble(rows, "doc_id")):
                 document = _record_of(data).document
