@@ -247,17 +247,24 @@ def qa(args: argparse.Namespace) -> None:
           f"{seconds / n_pages:.1f} s and {cpu / n_pages:.1f} CPU s per page")
     settings = Settings()
     (config,) = parse_configs(["hybrid"])
-    results = {}
+    results, rows = {}, {}
     with tempfile.TemporaryDirectory(prefix="rag-ocr-qa-") as workdir:
         for name, corpus in (("text pages", data.documents), ("OCR'd pages", documents)):
             system = Builds(corpus, Path(workdir) / name.split()[0], progress=False).system(config, config.settings(settings))
             exact = RetrievalEvaluator(data.items, RelevanceJudge(system.chunks), (1, 5), False)(system.search)
             judge = _judge(system.chunks)
-            retrieval = RetrievalEvaluator(data.items, judge, (1, 5), False)(system.search)
+            evaluator = RetrievalEvaluator(data.items, judge, (1, 5), False)
+            retrieval = evaluator(system.search)
+            rows[name] = {row["id"]: row for row in evaluator.rows}
             answers = AnswerEvaluator(data.items, judge, False)(system.ask)
             results[name] = (retrieval["hit@1"], retrieval["hit@5"], exact["hit@1"], answers["contains_gold"])
             print(f"{name:12} hit@1 {retrieval['hit@1']:.3f}  hit@5 {retrieval['hit@5']:.3f}  (exact quotes: hit@1 "
                   f"{exact['hit@1']:.3f})  contains gold {answers['contains_gold']:.3f}", flush=True)
+    text_rows, ocr_rows = rows.values()
+    questions = {item.id: item.question for item in data.items}
+    for question_id, row in ocr_rows.items():  # what the OCR'd pages lose at rank 1
+        if text_rows[question_id]["relevance"][:1] == [True] and row["relevance"][:1] != [True]:
+            print(f"  lost at rank 1: {question_id} {questions[question_id]} -> {row['retrieved'][:1]}")
     (t1, _, _, tg), (o1, _, _, og) = results.values()
     print(f"difference: hit@1 {100 * (o1 - t1):+.1f} points (target within 2), contains gold {100 * (og - tg):+.1f} "
           f"points (target within 3)")
