@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     ocr_nice: int = Field(
         5, ge=0, le=19, description="How much lower the OCR threads' scheduling priority is (Linux), so answers come first."
     )
+    ocr_second_reader: bool = Field(
+        True,
+        description="RapidOCR on traditional pages: Tesseract chi_tra (when installed) re-reads the lines, and the "
+        "characters RapidOCR's alphabet lacks are taken from it (CER on the traditional seed page 5.7 → 2.8 %).",
+    )
 
     # --- embeddings -------------------------------------------------------------------
     embedding_model: str = Field(
@@ -271,6 +276,7 @@ class Settings(BaseSettings):
             page_seconds=self.ocr_page_seconds,
             threads=self.ocr_threads,
             nice=self.ocr_nice,
+            second_reader=self.ocr_second_reader,
         )
 
     def index_fingerprint(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ class OcrOptions:
     page_seconds: float = 120.0  # OCR time per page; over it the file is refused (an A3 page takes ~10 s)
     threads: int = 2  # worker threads of the RapidOCR engine
     nice: int = 5  # how much lower their scheduling priority is than the process's (0: the same)
+    second_reader: bool = True  # RapidOCR on traditional pages: Tesseract chi_tra fills in what it cannot read
 
 
 @dataclass
@@ -56,7 +57,11 @@ class PagedText:
 
 @lru_cache(maxsize=4)
 def get_engine(
-    name: EngineName = "rapidocr", tesseract_languages: str = "chi_sim+chi_tra", threads: int = 2, nice: int = 5
+    name: EngineName = "rapidocr",
+    tesseract_languages: str = "chi_sim+chi_tra",
+    threads: int = 2,
+    nice: int = 5,
+    second_reader: bool = True,
 ) -> OcrEngine:
     """The named backend, loaded once per process (RapidOCR's sessions take ~1 s to build)."""
     if name == "tesseract":
@@ -65,7 +70,7 @@ def get_engine(
         return TesseractEngine(tesseract_languages)
     from .rapid import RapidEngine
 
-    return RapidEngine(threads, nice)
+    return RapidEngine(threads, nice, second_reader)
 
 
 def _edges(block: LayoutBlock) -> tuple[float, float]:
@@ -134,7 +139,11 @@ def ocr_pages(pages: Iterable[tuple[int, Image | str]], total: int, options: Ocr
     from ..errors import IngestError
 
     try:
-        engine = get_engine(options.engine, options.tesseract_languages, options.threads, options.nice) if total else None
+        engine = (
+            get_engine(options.engine, options.tesseract_languages, options.threads, options.nice, options.second_reader)
+            if total
+            else None
+        )
     except OcrUnavailable as error:
         raise IngestError(source, "ocr_missing", str(error)) from error
     result = PagedText()
