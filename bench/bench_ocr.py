@@ -60,11 +60,12 @@ def _inside(point: tuple[float, float], box: tuple[float, float, float, float], 
 
 
 TESSERACT_LANGUAGES = "chi_sim+chi_tra"  # --tesseract-languages
+SECOND_READER = True  # --no-second-reader: RapidOCR alone on traditional pages
 
 
 def recognize(page: pr.Page, engine_name: str, threads: int = 2) -> tuple[list[TextBox], float, float]:
     """The page's OCR lines, wall seconds and CPU seconds (the engine's threads and Tesseract's processes)."""
-    engine = get_engine(engine_name, TESSERACT_LANGUAGES, threads, nice=0)  # the bench runs under `nice` as a whole
+    engine = get_engine(engine_name, TESSERACT_LANGUAGES, threads, 0, SECOND_READER)  # the bench runs under `nice` as a whole
     cpu, wall = _cpu(), time.perf_counter()
     lines = engine.recognize(page.image)
     return lines, time.perf_counter() - wall, _cpu() - cpu
@@ -270,6 +271,23 @@ def qa(args: argparse.Namespace) -> None:
           f"points (target within 3)")
 
 
+def traditional_copies(seeds: str, dpi: int, inches, columns: int, all_pages: bool) -> list[pr.Page]:
+    """Seeds (by number) converted to traditional script and typeset with another draw of fonts and layout."""
+    import tempfile
+
+    from rag.text.convert import to_traditional
+
+    pages: list[pr.Page] = []
+    for number in filter(None, seeds.split(",")):
+        source = next((ROOT / "seeds").glob(f"{number}_*.txt"))
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / pr.TRADITIONAL_SEED  # the renderer typesets this name in traditional fonts
+            copy.write_text(to_traditional(source.read_text(encoding="utf-8")), encoding="utf-8")
+            rendered = pr.render_seed(copy, dpi=dpi, page_inches=inches, columns=columns, seed_value=7)
+        pages += rendered if all_pages else rendered[:1]
+    return pages
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engines", default="rapidocr,tesseract")
@@ -283,9 +301,21 @@ def main() -> None:
     parser.add_argument("--damaged", action="store_true", help="--qa: OCR the damaged renders")
     parser.add_argument("--cache", help="--qa: keep the OCR lines here, so that a rerun skips the OCR")
     parser.add_argument("--tesseract-languages", default="chi_sim+chi_tra", help="e.g. chi_tra for traditional pages")
+    parser.add_argument(
+        "--traditional-copies",
+        default="",
+        help="seeds typeset again in traditional script (OpenCC s2t, other fonts), scored as their own rows: pages "
+        "the traditional repairs were not developed on, e.g. 001,003,004",
+    )
+    parser.add_argument(
+        "--second-reader",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="RapidOCR on traditional pages: Tesseract chi_tra fills in what it cannot read (as by default)",
+    )
     args = parser.parse_args()
-    global TESSERACT_LANGUAGES
-    TESSERACT_LANGUAGES = args.tesseract_languages
+    global TESSERACT_LANGUAGES, SECOND_READER
+    TESSERACT_LANGUAGES, SECOND_READER = args.tesseract_languages, args.second_reader
     if args.qa:
         return qa(args)
     inches, columns = SIZES[args.size]
@@ -294,11 +324,14 @@ def main() -> None:
         rendered = pr.render_seed(seed, dpi=args.dpi, page_inches=inches, columns=columns)
         pages += rendered if args.all_pages else rendered[:1]
     kinds = [("clean", pages)] + ([] if args.no_damage else [("damaged", [pr.damage(p) for p in pages])])
-    print(f"{len(pages)} page(s), {args.size.upper()} at {args.dpi} dpi ({pages[0].image.size[0]}×{pages[0].image.size[1]} px), "
+    copies = traditional_copies(args.traditional_copies, args.dpi, inches, columns, args.all_pages)
+    if copies:
+        kinds += [("clean copy", copies)] + ([] if args.no_damage else [("damaged copy", [pr.damage(p, 3) for p in copies])])
+    print(f"{len(pages) + len(copies)} page(s), {args.size.upper()} at {args.dpi} dpi ({pages[0].image.size[0]}×{pages[0].image.size[1]} px), "
           f"{columns} columns; damage = {'+'.join(pr.DAMAGES)}")
-    print(f"{'engine':10} {'pages':18} {'CER':>7} {'order':>7} {'heads':>7} {'boxes':>7} {'s/page':>7} {'cpu/pg':>7}")
+    print(f"{'engine':10} {'pages':24} {'CER':>7} {'order':>7} {'heads':>7} {'boxes':>7} {'s/page':>7} {'cpu/pg':>7}")
     for engine in args.engines.split(","):
-        get_engine(engine, TESSERACT_LANGUAGES, args.threads, nice=0)  # load outside the timings
+        get_engine(engine, TESSERACT_LANGUAGES, args.threads, 0, SECOND_READER)  # load outside the timings
         totals: dict[str, float] = {}
         for kind, group in kinds:
             for script in ("simplified", "traditional"):
@@ -310,14 +343,14 @@ def main() -> None:
                 for k, v in s.items():
                     totals[k] = totals.get(k, 0) + v
                 print(
-                    f"{engine:10} {kind + ' ' + script:18} {s['errors'] / s['chars']:7.2%} {s['in_order'] / max(1, s['pairs']):7.1%} "
+                    f"{engine:10} {kind + ' ' + script:24} {s['errors'] / s['chars']:7.2%} {s['in_order'] / max(1, s['pairs']):7.1%} "
                     f"{s['found'] / max(1, s['headlines']):7.1%} {s['covered'] / max(1, s['sentences']):7.1%} "
                     f"{s['wall'] / len(chosen):7.1f} {s['cpu'] / len(chosen):7.1f}"
                 )
         n = sum(len(g) for _, g in kinds)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # tesseract's own processes: not included
         print(
-            f"{engine:10} {'all':18} {totals['errors'] / totals['chars']:7.2%} {totals['in_order'] / totals['pairs']:7.1%} "
+            f"{engine:10} {'all':24} {totals['errors'] / totals['chars']:7.2%} {totals['in_order'] / totals['pairs']:7.1%} "
             f"{totals['found'] / totals['headlines']:7.1%} {totals['covered'] / totals['sentences']:7.1%} "
             f"{totals['wall'] / n:7.1f} {totals['cpu'] / n:7.1f}   → {60 * n / totals['wall']:.1f} pages/min wall here, "
             f"{60 / (totals['cpu'] / n / 2):.1f} pages/min on 2 free cores (CPU time); peak RSS {peak:.0f} MB"

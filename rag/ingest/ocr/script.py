@@ -41,29 +41,27 @@ def fill_in(line: str, other: str, alphabet: Container[str]) -> str:
     punctuation do not come in."""
     line, other = line.strip(), other.strip()
     rows, columns = len(line), len(other)
+    simple = [to_simplified(character) for character in other]  # once per character, not per cell
 
-    def cost(a: str, b: str) -> int:
-        return 0 if a == b or to_simplified(b) == a else 1
+    def cost(i: int, j: int) -> int:
+        return 0 if line[i] in (other[j], simple[j]) else 1
 
     table = [[i + j if not i or not j else 0 for j in range(columns + 1)] for i in range(rows + 1)]
     for i in range(1, rows + 1):
         for j in range(1, columns + 1):
-            table[i][j] = min(
-                table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + cost(line[i - 1], other[j - 1])
-            )
+            table[i][j] = min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + cost(i - 1, j - 1))
     kept: list[str] = []
     i, j = rows, columns
     while i or j:
-        if i and j and table[i][j] == table[i - 1][j - 1] + cost(line[i - 1], other[j - 1]):
+        if i and j and table[i][j] == table[i - 1][j - 1] + cost(i - 1, j - 1):
             kept.append(other[j - 1] if other[j - 1] not in alphabet else line[i - 1])
             i, j = i - 1, j - 1
         elif i and table[i][j] == table[i - 1][j] + 1:
             kept.append(line[i - 1])
             i -= 1
         else:
-            character = other[j - 1]
-            if character not in alphabet or to_simplified(character) != character:
-                kept.append(character)
+            if other[j - 1] not in alphabet or simple[j - 1] != other[j - 1]:
+                kept.append(other[j - 1])
             j -= 1
     return "".join(reversed(kept))
 
