@@ -369,3 +369,25 @@ def test_traditional_pages_read_better_with_the_second_reader():
         read = Counter(pr.comparable("".join(line.text for line in RapidEngine(2, 0, second_reader=second).recognize(page.image))))
         missed[second] = sum((printed - read).values()) / sum(printed.values())
     assert missed[True] < 0.7 * missed[False], missed  # 8.1 % → 5.1 % here
+
+
+@pytest.mark.skipif(
+    "chi_tra" not in __import__("rag.ingest.ocr.tesseract", fromlist=["x"]).installed_languages(),
+    reason="needs Debian's tesseract-ocr-chi-tra",
+)
+def test_the_second_reader_reads_each_line_image_across_sheets(monkeypatch):
+    from PIL import Image, ImageDraw
+
+    from rag.ingest.ocr import tesseract
+
+    font = pr._font(*pr._FONTS["body"]["traditional"][0], 40)
+    sentences = ["黑龍江擁有漫長邊境線", "國家一類口岸眾多", "跨境通道建設不斷完善", "俄羅斯遠東地區", "海外倉實現本地配送"]
+    images = []
+    for sentence in sentences:
+        image = Image.new("RGB", (44 * len(sentence) + 20, 60), (246, 243, 236))
+        ImageDraw.Draw(image).text((10, 8), sentence, font=font, fill=(24, 22, 20))
+        images.append(image)
+    monkeypatch.setattr(tesseract, "SHEET_LINES", 2)  # three sheets: 2 + 2 + 1 lines
+    read = tesseract.TesseractEngine("chi_tra").read_lines(images)
+    assert len(read) == len(sentences)
+    assert all(pr.cer(sentence, text) <= 0.2 for sentence, text in zip(sentences, read)), read

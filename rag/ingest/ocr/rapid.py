@@ -21,6 +21,7 @@ RapidOCR's own call is used piecewise, for speed and for accuracy on large pages
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -33,6 +34,7 @@ from PIL.Image import Image
 from .engine import Budget, OcrUnavailable, TextBox
 from .script import fill_in, reads_traditional, repair
 
+log = logging.getLogger(__name__)
 DET_MAX_SIDE = 2000  # the detector's input; its boxes are scaled back to the page
 POLL_SECONDS = 0.2  # how often a waiting page checks its budget
 SCRIPT_PROBE_LINES = 24  # lines read before deciding whether the page is traditional
@@ -131,7 +133,11 @@ class RapidEngine:
         results = self._gather(budget, reads)
         texts = [text for text, _ in results]
         if second is not None and reads_traditional(texts):
-            others = self._gather(budget, [second])[0]
+            try:
+                others = self._gather(budget, [second])[0]
+            except (RuntimeError, OSError) as error:  # the second reader is a help: without it, RapidOCR's reading
+                log.warning("the second reader (tesseract chi_tra) failed, RapidOCR's reading stands: %s", error)
+                others = [""] * len(texts)
             texts = [fill_in(text, other, self._alphabet) for text, other in zip(texts, others)]
         results = [(text, score) for text, (_, score) in zip(repair(texts), results)]
         boxes: list[TextBox] = []

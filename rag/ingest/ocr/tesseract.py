@@ -23,6 +23,8 @@ from .engine import Budget, OcrTimeout, OcrUnavailable, TextBox
 
 #: Line height on the sheet :meth:`TesseractEngine.read_lines` reads (Tesseract reads CJK best at 30–50 px).
 SHEET_LINE_HEIGHT = 48
+#: Lines per sheet: 300 make a sheet 21,600 px high (Tesseract refuses images over 32,767 px).
+SHEET_LINES = 300
 _LATIN_END = re.compile(r"[A-Za-z0-9.,%]$")
 _LATIN_START = re.compile(r"^[A-Za-z0-9]")
 
@@ -42,10 +44,15 @@ class TesseractEngine:
         return _lines(self._tsv(image, ["--psm", "3", "--dpi", str(dpi)], budget or Budget()))
 
     def read_lines(self, lines: list[Image], budget: Budget | None = None) -> list[str]:
-        """The text of each line image (one line of horizontal text each), read in one run: the lines are
-        scaled to one height and stacked on a sheet with gaps, and each word goes to the line whose band holds it."""
-        if not lines:
-            return []
+        """The text of each line image (one line of horizontal text each), read a sheet at a time: the lines
+        are scaled to one height and stacked with gaps, and each word goes to the line whose band holds it."""
+        budget = budget or Budget()
+        texts: list[str] = []
+        for start in range(0, len(lines), SHEET_LINES):
+            texts += self._read_sheet(lines[start : start + SHEET_LINES], budget)
+        return texts
+
+    def _read_sheet(self, lines: list[Image], budget: Budget) -> list[str]:
         gap = SHEET_LINE_HEIGHT // 2
         scaled = [
             line.convert("L").resize((max(1, round(line.width * SHEET_LINE_HEIGHT / line.height)), SHEET_LINE_HEIGHT))
@@ -55,7 +62,7 @@ class TesseractEngine:
         for number, line in enumerate(scaled):
             sheet.paste(line, (gap, gap + number * (SHEET_LINE_HEIGHT + gap)))
         texts = [""] * len(lines)
-        for word in _words(self._tsv(sheet, ["--psm", "6"], budget or Budget())):
+        for word in _words(self._tsv(sheet, ["--psm", "6"], budget)):
             middle = int(word["top"]) + int(word["height"]) / 2
             number = int((middle - gap / 2) // (SHEET_LINE_HEIGHT + gap))
             if 0 <= number < len(texts):
