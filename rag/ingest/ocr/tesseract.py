@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +27,8 @@ from .engine import Budget, OcrTimeout, OcrUnavailable, TextBox
 SHEET_LINE_HEIGHT = 48
 #: Lines per sheet: 300 make a sheet 21,600 px high (Tesseract refuses images over 32,767 px).
 SHEET_LINES = 300
+#: Sheets of a page read at once: Tesseract runs on one core, and RapidOCR's recognition finishes first.
+SHEET_PROCESSES = 2
 _LATIN_END = re.compile(r"[A-Za-z0-9.,%]$")
 _LATIN_START = re.compile(r"^[A-Za-z0-9]")
 
@@ -44,13 +48,18 @@ class TesseractEngine:
         return _lines(self._tsv(image, ["--psm", "3", "--dpi", str(dpi)], budget or Budget()))
 
     def read_lines(self, lines: list[Image], budget: Budget | None = None) -> list[str]:
-        """The text of each line image (one line of horizontal text each), read a sheet at a time: the lines
-        are scaled to one height and stacked with gaps, and each word goes to the line whose band holds it."""
+        """The text of each line image (one line of horizontal text each), read in sheets: the lines are scaled
+        to one height and stacked with gaps, and each word goes to the line whose band holds it. A page's lines
+        make ``SHEET_PROCESSES`` sheets read at once (Tesseract uses one core; a sheet has 20 lines or more),
+        more if they exceed ``SHEET_LINES``."""
+        if not lines:
+            return []
         budget = budget or Budget()
-        texts: list[str] = []
-        for start in range(0, len(lines), SHEET_LINES):
-            texts += self._read_sheet(lines[start : start + SHEET_LINES], budget)
-        return texts
+        sheets = max(math.ceil(len(lines) / SHEET_LINES), min(SHEET_PROCESSES, math.ceil(len(lines) / 20)), 1)
+        size = math.ceil(len(lines) / sheets)
+        parts = [lines[start : start + size] for start in range(0, len(lines), size)]
+        with ThreadPoolExecutor(len(parts), thread_name_prefix="rag-ocr-sheet") as pool:  # threads inherit the nice
+            return [text for texts in pool.map(lambda part: self._read_sheet(part, budget), parts) for text in texts]
 
     def _read_sheet(self, lines: list[Image], budget: Budget) -> list[str]:
         gap = SHEET_LINE_HEIGHT // 2
