@@ -15,8 +15,8 @@ RapidOCR's own call is used piecewise, for speed and for accuracy on large pages
   upload, stops within one line's recognition (~50 ms);
 - traditional pages get their script and centred punctuation put back (:mod:`.script`), and, where Debian's
   Tesseract with ``chi_tra`` is installed, the characters RapidOCR's alphabet lacks from Tesseract's reading of
-  the same line images (one Tesseract run per page on a sheet of the lines; CER on the traditional seed page
-  5.72 → 2.80 %, measured in bench/bench_ocr.py).
+  the same line images (two Tesseract processes per page, each reading a sheet of the lines; CER on the
+  traditional seed's first page 5.72 → 2.88 %, measured in bench/bench_ocr.py).
 """
 
 from __future__ import annotations
