@@ -84,5 +84,6 @@ def _running_threads_here() -> int:
                 fields = stat.read()
         except OSError:  # the thread has ended
             continue
-        running += fields[fields.rindex(b")") + 2 : fields.rindex(b")") + 3] == b"R"
+        state = fields[fields.rindex(b")") + 2]  # after "pid (name) ": the name may hold spaces and brackets
+        running += state == ord("R")
     return running

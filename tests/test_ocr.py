@@ -340,6 +340,15 @@ def test_traditional_pages_get_their_script_and_centred_punctuation_back():
     assert repair(simplified) == ["国务院总理李强在北京调研、考察", "他说‘很好’，约翰·史密斯"]
 
 
+def _has_chi_tra() -> bool:
+    from rag.ingest.ocr.tesseract import installed_languages
+
+    return "chi_tra" in installed_languages()
+
+
+needs_chi_tra = pytest.mark.skipif(not _has_chi_tra(), reason="needs Debian's tesseract-ocr-chi-tra")
+
+
 def test_a_second_reader_fills_in_what_rapidocr_cannot_read():
     from rag.ingest.ocr.script import fill_in
 
@@ -353,10 +362,7 @@ def test_a_second_reader_fills_in_what_rapidocr_cannot_read():
     assert fill_in("新聞 ", "", alphabet=set("新聞")) == "新聞"
 
 
-@pytest.mark.skipif(
-    "chi_tra" not in __import__("rag.ingest.ocr.tesseract", fromlist=["x"]).installed_languages(),
-    reason="needs Debian's tesseract-ocr-chi-tra",
-)
+@needs_chi_tra
 def test_traditional_pages_read_better_with_the_second_reader():
     from collections import Counter
 
@@ -371,10 +377,7 @@ def test_traditional_pages_read_better_with_the_second_reader():
     assert missed[True] < 0.7 * missed[False], missed  # 8.1 % → 5.1 % here
 
 
-@pytest.mark.skipif(
-    "chi_tra" not in __import__("rag.ingest.ocr.tesseract", fromlist=["x"]).installed_languages(),
-    reason="needs Debian's tesseract-ocr-chi-tra",
-)
+@needs_chi_tra
 def test_the_second_reader_reads_each_line_image_across_sheets(monkeypatch):
     from PIL import Image, ImageDraw
 

@@ -64,6 +64,8 @@ _QUERY_WINDOW = 16_384
 _CHUNK_CACHE = 20_000
 _NON_WORD = re.compile(r"\W")
 _CHUNK_FIELDS = ["key", "gen", "doc_id", "source", "title", "text", "meta"]
+#: What reading a document's record takes: its pieces and where each goes.
+_RECORD_FIELDS = ["doc_id", "gen", "seq", "part", "parts", "data"]
 #: The documents' field of source tails (collections made before it was added lack it: found by a scan).
 _TAIL = "source_tail"
 #: Source tails asked for in one query.
@@ -632,11 +634,7 @@ class _Documents(DocumentRecords):
             return self._cache[doc_id]
         if self.view.empty:
             raise KeyError(doc_id)
-        rows = self._rows(
-            f"doc_id == {json.dumps(doc_id)} and {self.view.filter}",
-            ["doc_id", "gen", "seq", "part", "parts", "data"],
-            few=True,
-        )
+        rows = self._rows(f"doc_id == {json.dumps(doc_id)} and {self.view.filter}", _RECORD_FIELDS, few=True)
         for _, _, data in _assemble(rows, "doc_id"):
             record = _record_of(data)
             self._cache[doc_id] = record
@@ -654,11 +652,7 @@ class _Documents(DocumentRecords):
         found = {}
         for start in range(0, len(tails), _TAILS_PER_QUERY):
             batch = _quoted(tails[start : start + _TAILS_PER_QUERY])
-            rows = self._rows(
-                f"{_TAIL} in {batch} and {self.view.filter}",
-                ["doc_id", "gen", "seq", "part", "parts", "data"],
-                few=True,
-            )
+            rows = self._rows(f"{_TAIL} in {batch} and {self.view.filter}", _RECORD_FIELDS, few=True)
             for _, doc_id, data in sorted(_assemble(rows, "doc_id")):
                 document = _record_of(data).document
                 key = source_key(document.source, document.name)
@@ -669,7 +663,7 @@ class _Documents(DocumentRecords):
     def all(self) -> list[tuple[str, DocumentRecord]]:
         if self.view.empty:
             return []
-        rows = self._rows(self.view.filter, ["doc_id", "gen", "seq", "part", "parts", "data"])
+        rows = self._rows(self.view.filter, _RECORD_FIELDS)
         return [(doc_id, _record_of(data)) for _, doc_id, data in sorted(_assemble(rows, "doc_id"))]
 
     def values(self) -> ValuesView[DocumentRecord]:

@@ -1,7 +1,7 @@
 """Tesseract backend: Debian's ``tesseract-ocr`` with ``chi_sim``/``chi_tra``, through its command line (TSV output).
 
 Also RapidOCR's second reader on traditional pages (:meth:`TesseractEngine.read_lines`): the line images RapidOCR
-cut, stacked on one sheet and read in one run.
+cut, stacked on sheets that Tesseract processes read at once.
 """
 
 from __future__ import annotations
