@@ -172,7 +172,7 @@ class KnowledgeBase:
         another index (:meth:`Settings.index_fingerprint`)."""
         if settings.index_fingerprint() != self.settings.index_fingerprint():
             raise ValueError("these settings need another index; open the knowledge base with them instead")
-        return KnowledgeBase(self.index, settings, self.embeddings)
+        return KnowledgeBase(self.index, settings, self.embeddings.for_queries_of(settings))
 
     # ------------------------------------------------------------------ changing
     def add_paths(self, paths: Iterable[str | Path], *, progress: bool = False) -> IngestReport:
@@ -328,7 +328,7 @@ class KnowledgeBase:
 
     def retriever_for(self, settings: Settings, reranker=None) -> Retriever:
         """A retriever over this knowledge base with other retrieval settings (``reranker``: one already loaded)."""
-        return Retriever(self.index, self.embeddings, settings, reranker=reranker)
+        return Retriever(self.index, self.embeddings.for_queries_of(settings), settings, reranker=reranker)
 
     def search(self, question: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[Hit]:
         """The best passages for ``question``; :class:`~rag.validation.InputError` for unusable input

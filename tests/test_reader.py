@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,8 @@ from rag.reader.features import simplify, windows  # noqa: E402
 from rag.reader.metrics import exact_match, span_f1  # noqa: E402
 from rag.reader.model import Encoder, mean_pool  # noqa: E402
 from rag.reader.tokenizer import Tokenizer  # noqa: E402
-from rag.reader.weights import SOURCES, load_weights, manifest_path  # noqa: E402
+from rag.reader.weights import SOURCES, load_weights  # noqa: E402
+from support import WEIGHT_DAMAGES, damaged_weights  # noqa: E402
 
 TEXTS = [
     "黑龙江省边境线长达2981公里，与俄罗斯隔江相望。",
@@ -207,22 +207,11 @@ def test_question_the_pages_cannot_answer_is_refused(seed_assistant: Assistant, 
     assert answer.refused and answer.text == REFUSAL and not answer.citations
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "altered", "no manifest"])
+@pytest.mark.parametrize("damage", WEIGHT_DAMAGES)
 def test_damaged_weights_name_the_file_and_fall_back_to_rules(
     damage: str, seed_knowledge, tmp_path: Path
 ) -> None:
-    path = tmp_path / "reader.safetensors"
-    shutil.copy(WEIGHTS_PATH, path)
-    shutil.copy(manifest_path(WEIGHTS_PATH), manifest_path(path))
-    data = path.read_bytes()
-    if damage == "missing":
-        path.unlink()
-    elif damage == "truncated":
-        path.write_bytes(data[: len(data) // 2])
-    elif damage == "altered":
-        path.write_bytes(data[:-10] + bytes(10))
-    else:
-        manifest_path(path).unlink()
+    path = damaged_weights(WEIGHTS_PATH, damage, tmp_path)
     with pytest.raises(ReaderWeightsError, match=str(path.parent)) as error:
         load_weights(path)
     assert "reinstall" in str(error.value)

@@ -60,6 +60,8 @@ def test_the_wheel_holds_the_package_data(wheel: Path) -> None:
     assert {"rag/prompts/system.txt", "rag/prompts/answer.txt", "rag/prompts/rewrite.txt"} <= set(names)
     assert len([n for n in names if n.startswith("rag/seeds/") and n.endswith(".txt")]) == 5
     assert "rag/web/app.py" in names and "rag/registry.py" in names
+    weights = {"rag/reader/weights/reader", "rag/embeddings/weights/query-student"}  # without them: slower, worse
+    assert {f"{w}.{suffix}" for w in weights for suffix in ("safetensors", "json")} <= set(names)
     assert not [n for n in names if n.startswith(("tests/", "bench/", "app.py"))]
 
 

@@ -15,6 +15,7 @@ def load_embeddings(settings: Settings) -> DenseEmbeddings:
             batch_size=settings.embedding_batch_size,
             threads=settings.embedding_threads,
             runtime=settings.embedding_runtime,
+            query_encoder=settings.query_encoder,
         )
     from .sentence_transformers import SentenceTransformerEmbeddings
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 class EmbeddingError(RuntimeError):
@@ -26,6 +30,10 @@ class DenseEmbeddings(Embeddings):
     @abstractmethod
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         """``(len(texts), dimension)`` float32, L2-normalised."""
+
+    def for_queries_of(self, settings: Settings) -> DenseEmbeddings:
+        """These embeddings with ``settings``' query-time options (the same passage vectors); self if none apply."""
+        return self
 
     # LangChain's interface, in lists of floats.
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

