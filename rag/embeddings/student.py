@@ -16,13 +16,14 @@ halves a search under load, but loses 0.5 points of hybrid hit@1 on DRCD (README
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..weights import read_weights
 
-__all__ = ["RESTORE_HINT", "WEIGHTS_PATH", "QueryStudent", "StudentWeightsError"]
+__all__ = ["RESTORE_HINT", "WEIGHTS_PATH", "QueryStudent", "StudentWeightsError", "load_student"]
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "query-student.safetensors"
 RESTORE_HINT = (
@@ -51,3 +52,10 @@ class QueryStudent:
     def queries(self, texts: list[str]) -> np.ndarray:
         """L2-normalised float32 query vectors [len(texts), 384], in the teacher's space."""
         return self._encoder.queries(texts)
+
+
+@lru_cache(maxsize=4)
+def load_student(path: Path = WEIGHTS_PATH) -> QueryStudent:
+    """The process-wide student for ``path`` (~20 MB loaded once, whatever the embeddings objects asking);
+    :class:`StudentWeightsError` when its weights are unusable (not cached: a restored file loads)."""
+    return QueryStudent(path)
