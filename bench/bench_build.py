@@ -62,6 +62,19 @@ def latencies(search, questions: list[str]) -> dict[str, float]:
 
 
 @contextmanager
+def busy_loops(count: int):
+    """``count`` processes each spinning a busy loop (started and runnable) while the block runs."""
+    spinners = [subprocess.Popen([sys.executable, "-c", _BUSY]) for _ in range(count)]
+    try:
+        time.sleep(1.0)
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+@contextmanager
 def one_thread():
     """One OpenMP thread for this thread's work in every runtime loaded (the baseline has no rag.threads)."""
     runtimes = []
@@ -118,14 +131,8 @@ def worker(args: argparse.Namespace) -> None:
         questions = [item.question for item in dataset.items[: args.latency]]
         result["load_before"] = os.getloadavg()[0]
         result["quiet"] = latencies(search, questions)
-        spinners = [subprocess.Popen([sys.executable, "-c", _BUSY]) for _ in range(args.busy)]
-        try:
-            time.sleep(1.0)
+        with busy_loops(args.busy):
             result["busy"] = latencies(search, questions)
-        finally:
-            for spinner in spinners:
-                spinner.kill()
-                spinner.wait()
     print("RESULT " + json.dumps(result), flush=True)
 
 

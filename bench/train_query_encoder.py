@@ -26,7 +26,6 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -229,33 +228,21 @@ def retrieval(datasets: Path, questions: int, weights: Path) -> dict:
 
 def search_latency(knowledge, settings, questions: list[str]) -> dict:
     """Warm hybrid searches (k=5) timed one by one with each encoder, quiet (the machine as it is), then
-    while a busy loop spins on every core."""
-    searchers = {
-        encoder: knowledge.with_settings(settings.with_overrides(query_encoder=encoder)).retriever
+    while a busy loop spins on every core (bench_build's timing, the same statistics)."""
+    from bench_build import busy_loops, latencies
+
+    searches = {
+        encoder: knowledge.with_settings(settings.with_overrides(query_encoder=encoder)).retriever.search
         for encoder in ("engine", "student")
     }
 
-    def timed(retriever) -> dict[str, float]:
-        for question in questions[:5]:
-            retriever.search(question, k=5, mode="hybrid")
-        ms = []
-        for question in questions:
-            started = time.perf_counter()
-            retriever.search(question, k=5, mode="hybrid")
-            ms.append((time.perf_counter() - started) * 1000)
-        ms.sort()
-        return {"p50": statistics.median(ms), "p95": ms[int(0.95 * (len(ms) - 1))]}
+    def timed(search) -> dict[str, float]:
+        return latencies(lambda question: search(question, k=5, mode="hybrid"), questions)
 
-    out = {f"quiet_{encoder}": timed(retriever) for encoder, retriever in searchers.items()}
+    out = {f"quiet_{encoder}": timed(search) for encoder, search in searches.items()}
     out["load_before_busy"] = os.getloadavg()[0]
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
-    try:
-        time.sleep(1.0)
-        out.update({f"busy_{encoder}": timed(retriever) for encoder, retriever in searchers.items()})
-    finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
+    with busy_loops(os.cpu_count() or 2):
+        out.update({f"busy_{encoder}": timed(search) for encoder, search in searches.items()})
     print("search ms " + json.dumps(out), flush=True)
     return out
 
@@ -275,11 +262,12 @@ def speed(questions: list[str], weights: Path) -> dict:
                 started = time.perf_counter()
                 encoder.embed_queries([question])
                 times[name].append((time.perf_counter() - started) * 1000)
+    from bench_build import percentile
+
     out = {}
     for name, values in times.items():
-        values.sort()
         out[f"{name}_query_p50_ms"] = statistics.median(values)
-        out[f"{name}_query_p95_ms"] = values[int(0.95 * (len(values) - 1))]
+        out[f"{name}_query_p95_ms"] = percentile(values, 95)
     out["speedup_p50"] = out["engine_query_p50_ms"] / out["student_query_p50_ms"]
     return out
 
