@@ -32,19 +32,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import numpy as np
+from tqdm.auto import tqdm
 
-from rag import Assistant, KnowledgeBase, Settings  # noqa: E402
-from rag.answer.extractive import ExtractiveGenerator  # noqa: E402
-from rag.answer.reader import ANSWERABILITY, ReaderGenerator  # noqa: E402
-from rag.eval.datasets import Dataset, EvalItem, load_dataset  # noqa: E402
-from rag.eval.evaluators import AnswerEvaluator, RelevanceJudge  # noqa: E402
-from rag.logistic import LogisticModel, calibrate, fit, threshold_for  # noqa: E402
-from rag.reader.reader import Reader  # noqa: E402
-from rag.reader.weights import WEIGHTS_PATH, manifest_path  # noqa: E402
-from rag.text import normalize, split_sentences  # noqa: E402
-from rag.types import Hit  # noqa: E402
+from rag import Assistant, KnowledgeBase, Settings
+from rag.answer.extractive import ExtractiveGenerator
+from rag.answer.reader import ANSWERABILITY, ReaderGenerator
+from rag.eval.datasets import Dataset, EvalItem, load_dataset
+from rag.eval.evaluators import AnswerEvaluator, RelevanceJudge
+from rag.logistic import LogisticModel, calibrate, fit, threshold_for
+from rag.reader.reader import Reader
+from rag.reader.weights import WEIGHTS_PATH, manifest_path
+from rag.text import normalize, split_sentences
+from rag.types import Hit
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 #: The reader scoring each set was trained on the other one (checked against its manifest).
@@ -56,11 +56,11 @@ UNANSWERABLE = ("article_missing", "answer_removed")
 
 def open_set(name: str, workdir: Path) -> tuple[Dataset, KnowledgeBase]:
     data = load_dataset(DATASETS / name / "dev.json", "squad")
-    settings = Settings(index_dir=workdir / name, corpus=[])
-    built = settings.index_dir.exists()
-    knowledge = KnowledgeBase.open(settings, build_if_missing=not built)
-    if not built:  # one build per set, kept for later runs
-        knowledge.add_documents(data.documents, progress=True)
+    settings = Settings(index_dir=workdir / name, data_dir=workdir / f"{name}-data", corpus=[])
+    if settings.index_dir.exists():  # one build per set, kept for later runs
+        return data, KnowledgeBase.open(settings, build_if_missing=False)
+    knowledge = KnowledgeBase.create(settings)
+    knowledge.add_documents(data.documents, progress=True)
     return data, knowledge
 
 

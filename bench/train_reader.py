@@ -22,13 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from rag.reader.data import load_squad  # noqa: E402
-from rag.reader.e5file import bundled  # noqa: E402
-from rag.reader.model import Encoder  # noqa: E402
-from rag.reader.tokenizer import Tokenizer  # noqa: E402
-from rag.reader.train import (  # noqa: E402
+from rag.reader.data import load_squad
+from rag.reader.e5file import bundled
+from rag.reader.model import Encoder
+from rag.reader.tokenizer import Tokenizer
+from rag.reader.train import (
     TrainConfig,
     cache_states,
     evaluate,
@@ -37,7 +37,7 @@ from rag.reader.train import (  # noqa: E402
     train_head,
     training_windows,
 )
-from rag.reader.weights import WEIGHTS_PATH, save_weights  # noqa: E402
+from rag.reader.weights import WEIGHTS_PATH, save_weights
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 
@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--eval-sample", type=int, default=600, help="questions scored per set (0 = all)")
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--frozen", type=int, default=TrainConfig.frozen, help="lower e5 layers kept frozen (cached)")
+    parser.add_argument("--trained", type=int, default=TrainConfig.trained, help="e5 layers above them fine-tuned")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--ship", choices=["drcd", "both"], default="drcd", help="which reader becomes the shipped one")
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="where the shipped weights go")
@@ -61,7 +63,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = TrainConfig(epochs=args.epochs, seed=args.seed)
+    config = TrainConfig(frozen=args.frozen, trained=args.trained, epochs=args.epochs, seed=args.seed)
 
     file = bundled()
     tokenizer = Tokenizer(file.vocabulary)

@@ -36,7 +36,7 @@ class Cached:
 @dataclass(frozen=True)
 class TrainConfig:
     frozen: int = 4
-    trained: int = 4
+    trained: int = 6
     epochs: int = 3
     batch: int = 32
     lr: float = 1.5e-4
