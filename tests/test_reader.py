@@ -133,6 +133,18 @@ def test_shipped_reader_carries_its_calibrated_answerability() -> None:
     assert model.features == ANSWERABILITY and np.isfinite(model.threshold)
 
 
+def test_bfloat16_reads_the_same_spans_as_float32() -> None:
+    """bfloat16 (the default where the CPU has it) changes the arithmetic, not the answers."""
+    from rag.reader.reader import load_reader
+
+    exact, fast = load_reader(WEIGHTS_PATH, "float32"), load_reader(WEIGHTS_PATH, "bfloat16")
+    assert not exact.bfloat16 and fast.bfloat16
+    passage = TEXTS[0] + "2023年，黑河口岸进出口货运量达57.4万吨，同比增长35%。哈尔滨新区拥有高新技术企业1097户。"
+    for question in ["黑龙江省边境线有多长？", "黑龙江与哪个国家隔江相望？", "黑河口岸2023年货运量是多少？"]:
+        [a], [b] = exact.read(question, [passage]), fast.read(question, [passage])
+        assert (a.start, a.end) == (b.start, b.end) and abs(a.margin - b.margin) < 0.5
+
+
 def test_reader_answers_seed_questions_with_a_cited_span(seed_assistant: Assistant) -> None:
     answer = seed_assistant.ask("黑龙江的边境线有多长？")
     assert answer.generator == "extractive" and not answer.refused

