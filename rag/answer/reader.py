@@ -125,12 +125,20 @@ class ReaderGenerator:
         return self._span_draft(question, shown, best, script)
 
     def _best(self, reader: Reader, question: str, shown: list[Hit]) -> tuple[float, Candidate | None]:
-        """The passage span the answerability model rates highest, with its score."""
+        """The passage span the answerability model rates highest, with its score. When other passages give
+        the same span, the one whose sentence holds most of the question is cited: the same answer, with the
+        quote that shows it answers this question (黑龙江拥有2981公里的漫长边境线 rather than a list that
+        starts "2981公里边境线、27个…")."""
         model = reader.answerability
         scored = [
             (model.score(c.features) if model else c.span.margin, c) for c in self.candidates(reader, question, shown)
         ]
-        return max(scored, key=lambda item: item[0], default=(float("-inf"), None))
+        score, best = max(scored, key=lambda item: item[0], default=(float("-inf"), None))
+        if best is None:
+            return score, None
+        span = _span_text(shown, best)
+        same = [c for _, c in scored if _span_text(shown, c) == span]
+        return score, max(same, key=lambda c: (c.features["sentence_coverage"], -c.n))
 
     def _bridged(
         self,
@@ -263,3 +271,7 @@ def _coverage(terms: list[str], weights: list[float], text: str) -> float:
         return 1.0
     present = set(tokenize(text))
     return sum(w for term, w in zip(terms, weights) if term in present) / total
+
+
+def _span_text(shown: list[Hit], candidate: Candidate) -> str:
+    return normalize(shown[candidate.n - 1].chunk.clean[candidate.span.start : candidate.span.end])
