@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 GeneratorName = Literal["extractive", "rules", "selector", "openai"]
+#: How the reader computes: ``auto`` is bfloat16 where the CPU computes it natively, else float32.
+ReaderPrecision = Literal["auto", "float32", "bfloat16"]
 AnswerScript = Literal["auto", "simplified", "traditional"]
 VectorIndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
 
@@ -196,7 +198,7 @@ class Settings(BaseSettings):
     reader_weights: Path | None = Field(
         None, description="Extractive: the reader's weights (.safetensors); the bundled ones when empty."
     )
-    reader_precision: Literal["auto", "float32", "bfloat16"] = Field(
+    reader_precision: ReaderPrecision = Field(
         "auto",
         description="Extractive: the reader's arithmetic; 'auto': bfloat16 where the CPU computes it natively "
         "(AVX512-BF16 or AMX: half the time, the same spans), else float32.",

